@@ -1,0 +1,781 @@
+"""Loading and validating the native configuration.
+
+The loader is strict: unknown keys are errors, every problem in a file is
+reported at once with its path (``routes[2].match.application: invalid regular
+expression: ...``), and nothing is built unless everything is valid. The format
+is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import hashing
+from ._criteria import FIELDS
+from ._errors import ConfigError, ConfigIssue
+from ._match import CASE_MODES, FieldMatch, Match, getter
+from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
+from ._regex import ENGINES, compile_pattern, nested_quantifier
+from ._router import Router, RouterConfig, Rule, Settings
+
+__all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
+
+Source = str | os.PathLike[str] | Mapping[str, Any]
+
+_INT32 = (-(2**31), 2**31 - 1)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def load_router(source: Source) -> Router:
+    """Load a configuration and build a :class:`Router` serving it.
+
+    Args:
+        source: A path to a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file, or a
+            mapping already parsed.
+
+    Returns:
+        A ready router.
+
+    Raises:
+        ConfigError: The file cannot be read or parsed, or the configuration is
+            invalid; every problem found is listed with its path.
+    """
+    return Router(load_config(source))
+
+
+def load_config(source: Source) -> RouterConfig:
+    """Load and validate a configuration without building a router.
+
+    Args:
+        source: A file path or a mapping (see :func:`load_router`).
+
+    Returns:
+        The validated :class:`RouterConfig`.
+
+    Raises:
+        ConfigError: Anything is wrong; nothing is half-built.
+    """
+    if isinstance(source, str | os.PathLike):
+        name = os.fspath(source)
+        return parse_config(read_source(name), source=name)
+    return parse_config(source)
+
+
+def read_source(path: str | os.PathLike[str]) -> object:
+    """Read and parse a configuration file by its extension.
+
+    Raises:
+        ConfigError: Unreadable file, unknown extension, or a syntax error.
+        ImportError: A YAML file and PyYAML is not installed (names the extra).
+    """
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml", ".json"):
+        raise ConfigError.single(
+            "", f"unknown file type {suffix!r}: use .yaml, .toml or .json", name
+        )
+    try:
+        raw = Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigError.single("", f"cannot read file: {exc.strerror or exc}", name) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single("", f"not UTF-8 text (byte {exc.start})", name) from None
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        return _load_yaml(text)
+    except RecursionError:
+        raise ConfigError.single("", "nested too deeply", name) from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ConfigError.single("", f"syntax error: {exc}", name) from None
+
+
+def _load_yaml(text: str) -> object:
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError(
+            "YAML configuration needs PyYAML: pip install 'selectors-lib[yaml]'"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc).replace("\n", " ")) from None
+
+
+# -- validation -------------------------------------------------------------------
+
+
+class _Checker:
+    """Collects issues as validation walks the document."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.issues.append(ConfigIssue(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(ConfigIssue(path, message))
+
+    def mapping(self, value: object, path: str, allowed: Sequence[str]) -> Mapping[str, Any] | None:
+        """Check ``value`` is a mapping with string keys among ``allowed``."""
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected a mapping, got {_kind(value)}")
+            return None
+        good = True
+        for key in value:
+            if not isinstance(key, str):
+                self.error(path, f"keys must be strings, got {_kind(key)} {key!r:.40}")
+                good = False
+            elif key not in allowed:
+                self.error(_join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
+                good = False
+        return value if good else {k: v for k, v in value.items() if k in allowed}
+
+    def string(self, value: object, path: str, *, max_len: int = 1024) -> str | None:
+        if not isinstance(value, str):
+            self.error(path, f"expected a string, got {_kind(value)}")
+            return None
+        if not value:
+            self.error(path, "must not be empty")
+            return None
+        if len(value) > max_len:
+            self.error(path, f"longer than {max_len} characters")
+            return None
+        return value
+
+    def strings(self, value: object, path: str) -> tuple[str, ...] | None:
+        """A string or a non-empty list of strings."""
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list | tuple):
+            self.error(path, f"expected a string or a list of strings, got {_kind(value)}")
+            return None
+        if not value:
+            self.error(path, "must not be an empty list")
+            return None
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                self.error(f"{path}[{i}]", f"expected a string, got {_kind(item)}")
+        return tuple(out) if len(out) == len(value) else None
+
+    def integer(self, value: object, path: str, low: int, high: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, f"expected an integer, got {_kind(value)}")
+            return None
+        if not low <= value <= high:
+            self.error(path, f"must be between {low} and {high}, got {value}")
+            return None
+        return value
+
+    @contextmanager
+    def nothing_new(self) -> Iterator[list[bool]]:
+        """Yield a flag cell set to True when the block added no error."""
+        before = len(self.issues)
+        cell = [False]
+        yield cell
+        cell[0] = len(self.issues) == before
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _join(path: str, key: str) -> str:
+    safe = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key) else json.dumps(key)
+    return f"{path}.{safe}" if path else safe
+
+
+_TOP_KEYS = ("version", "settings", "endpoints", "routes", "health")
+_ROUTE_KEYS = ("name", "description", "priority", "default", "match", "target")
+_MATCH_KEYS = (*FIELDS, "attributes")
+_FIELD_KEYS = ("equals", "regex", "present", "case")
+_TARGET_KEYS = ("endpoints", "algorithm", "hash_on", "missing_key", "panic_threshold", "options")
+_MEMBER_KEYS = ("id", "url", "weight")
+_SETTINGS_KEYS = ("cache_size", "regex_engine", "max_value_length")
+
+
+def parse_config(data: object, *, source: str | None = None) -> RouterConfig:
+    """Validate a parsed document and build a :class:`RouterConfig`.
+
+    Args:
+        data: The parsed document (a mapping).
+        source: Where it came from, for messages.
+
+    Raises:
+        ConfigError: Every problem found, each with its path.
+    """
+    check = _Checker()
+    try:
+        config = _parse(check, data, source)
+    except RecursionError:
+        check.error("", "nested too deeply")
+        config = None
+    if check.issues or config is None:
+        raise ConfigError(check.issues, source)
+    return config
+
+
+def _parse(check: _Checker, data: object, source: str | None) -> RouterConfig | None:
+    top = check.mapping(data, "", _TOP_KEYS)
+    if top is None:
+        return None
+    if "version" in top and (top["version"] != 1 or isinstance(top["version"], bool)):
+        check.error("version", f"unsupported version {top['version']!r:.40}; expected 1")
+    settings = _settings(check, top.get("settings"))
+    catalogue = _catalogue(check, top.get("endpoints"))
+    routes = top.get("routes")
+    if routes is None:
+        check.error("routes", "missing: a configuration needs at least a default route")
+        return None
+    if not isinstance(routes, list):
+        check.error("routes", f"expected a list, got {_kind(routes)}")
+        return None
+    rules: list[tuple[int, Rule]] = []
+    defaults: list[tuple[int, Rule]] = []
+    names: dict[str, int] = {}
+    known_urls: dict[str, tuple[str, str]] = {
+        e.id: (e.url, f"endpoints.{e.id}") for e in catalogue.values()
+    }
+    for index, raw in enumerate(routes):
+        path = f"routes[{index}]"
+        rule = _rule(check, raw, path, settings, catalogue, known_urls)
+        if rule is None:
+            continue
+        if rule.name in names:
+            check.error(
+                f"{path}.name",
+                f"duplicate rule name {rule.name!r} (also routes[{names[rule.name]}])",
+            )
+        names.setdefault(rule.name, index)
+        (defaults if rule.default else rules).append((index, rule))
+    if not defaults and not any(
+        isinstance(r, Mapping) and r.get("default") is True for r in routes
+    ):
+        check.error("routes", "no default route: add one route with 'default: true'")
+    for index, rule in defaults[1:]:
+        check.error(
+            f"routes[{index}].default",
+            f"a second default route ({rule.name!r}); exactly one is allowed",
+        )
+    endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
+    endpoints.update(catalogue)
+    health = _health(check, top.get("health"), endpoints)
+    if check.issues or not defaults:
+        return None
+    _shadowing(check, rules)
+    return RouterConfig(
+        rules=tuple(rule for _, rule in rules),
+        default=defaults[0][1],
+        settings=settings,
+        health=health,
+        warnings=tuple(check.warnings),
+        source=source,
+    )
+
+
+def _settings(check: _Checker, raw: object) -> Settings:
+    if raw is None:
+        return Settings()
+    data = check.mapping(raw, "settings", _SETTINGS_KEYS)
+    if data is None:
+        return Settings()
+    default = Settings()
+    cache_size = default.cache_size
+    if "cache_size" in data:
+        cache_size = check.integer(data["cache_size"], "settings.cache_size", 0, 10_000_000) or 0
+    engine = default.regex_engine
+    if "regex_engine" in data:
+        value = data["regex_engine"]
+        if value not in ENGINES:
+            check.error(
+                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {value!r:.40}"
+            )
+        else:
+            engine = value
+            try:
+                compile_pattern("x", engine=engine)
+            except ImportError as exc:
+                check.error("settings.regex_engine", str(exc))
+    max_len = default.max_value_length
+    if "max_value_length" in data:
+        max_len = (
+            check.integer(data["max_value_length"], "settings.max_value_length", 1, 1 << 20)
+            or max_len
+        )
+    return Settings(cache_size=cache_size, regex_engine=engine, max_value_length=max_len)
+
+
+def _url(check: _Checker, value: object, path: str) -> str | None:
+    url = check.string(value, path, max_len=2048)
+    if url is None:
+        return None
+    problem = None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises on a bad port
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if not _SCHEME.fullmatch(parts.scheme or ""):
+            problem = "missing scheme (e.g. https://)"
+        elif not parts.hostname:
+            problem = "missing host"
+        elif any(c.isspace() for c in url):
+            problem = "contains white space"
+    if problem:
+        check.error(path, f"invalid URL {url!r:.80}: {problem}")
+        return None
+    return url
+
+
+def _catalogue(check: _Checker, raw: object) -> dict[str, Endpoint]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        check.error("endpoints", f"expected a mapping of id to URL, got {_kind(raw)}")
+        return {}
+    out: dict[str, Endpoint] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key:
+            check.error("endpoints", f"endpoint ids must be non-empty strings, got {key!r:.40}")
+            continue
+        path = _join("endpoints", key)
+        if isinstance(value, Mapping):
+            entry = check.mapping(value, path, ("url",))
+            if entry is None:
+                continue
+            if "url" not in entry:
+                check.error(path, "missing key 'url'")
+                continue
+            value = entry["url"]
+            path = f"{path}.url"
+        url = _url(check, value, path)
+        if url is not None:
+            out[key] = Endpoint(key, url)
+    return out
+
+
+def _health(check: _Checker, raw: object, endpoints: Mapping[str, Endpoint]) -> Any:
+    if raw is None:
+        return None
+    from .health._settings import parse_health_settings
+
+    settings, issues = parse_health_settings(raw, "health", endpoints)
+    check.issues.extend(issues)
+    return settings
+
+
+def _rule(
+    check: _Checker,
+    raw: object,
+    path: str,
+    settings: Settings,
+    catalogue: Mapping[str, Endpoint],
+    known_urls: dict[str, tuple[str, str]],
+) -> Rule | None:
+    data = check.mapping(raw, path, _ROUTE_KEYS)
+    if data is None:
+        return None
+    with check.nothing_new() as ok:
+        name = None
+        if "name" not in data:
+            check.error(path, "missing key 'name'")
+        else:
+            name = check.string(data["name"], f"{path}.name", max_len=200)
+        if "description" in data and not isinstance(data["description"], str):
+            check.error(
+                f"{path}.description", f"expected a string, got {_kind(data['description'])}"
+            )
+        is_default = data.get("default", False)
+        if not isinstance(is_default, bool):
+            check.error(f"{path}.default", f"expected true or false, got {_kind(is_default)}")
+            is_default = False
+        priority: int | None = None
+        if is_default:
+            for key in ("priority", "match"):
+                if key in data:
+                    check.error(
+                        f"{path}.{key}",
+                        "the default route takes every request no other route matches; it has no "
+                        + key,
+                    )
+        else:
+            priority = 0
+            if "priority" in data:
+                priority = check.integer(data["priority"], f"{path}.priority", *_INT32)
+        match = _match(check, data.get("match"), f"{path}.match", settings)
+        target = None
+        if "target" not in data:
+            check.error(path, "missing key 'target'")
+        else:
+            target = _target(check, data["target"], f"{path}.target", catalogue, known_urls)
+    if not ok[0] or name is None or match is None or target is None:
+        return None
+    return Rule(name, priority, match, target, default=is_default)
+
+
+def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match | None:
+    if raw is None:
+        return Match()
+    data = check.mapping(raw, path, _MATCH_KEYS)
+    if data is None:
+        return None
+    fields: list[tuple[str, FieldMatch]] = []
+    good = True
+    for key, spec in data.items():
+        if key == "attributes":
+            if not isinstance(spec, Mapping):
+                check.error(f"{path}.attributes", f"expected a mapping, got {_kind(spec)}")
+                good = False
+                continue
+            attributes: Mapping[object, object] = spec
+            for name, attr_spec in attributes.items():
+                if not isinstance(name, str) or not name:
+                    check.error(
+                        f"{path}.attributes",
+                        f"attribute names must be non-empty strings, got {name!r:.40}",
+                    )
+                    good = False
+                    continue
+                matcher = _field(check, attr_spec, _join(f"{path}.attributes", name), settings)
+                if matcher is None:
+                    good = False
+                else:
+                    fields.append((f"attributes.{name.lower()}", matcher))
+        else:
+            matcher = _field(check, spec, f"{path}.{key}", settings)
+            if matcher is None:
+                good = False
+            else:
+                fields.append((key, matcher))
+    return Match(tuple(fields)) if good else None
+
+
+def _field(check: _Checker, spec: object, path: str, settings: Settings) -> FieldMatch | None:
+    if isinstance(spec, str | list | tuple):
+        values = check.strings(spec, path)
+        return None if values is None else FieldMatch(equals=values)
+    data = check.mapping(spec, path, _FIELD_KEYS)
+    if data is None:
+        return None
+    kinds = [k for k in ("equals", "regex", "present") if k in data]
+    if len(kinds) != 1:
+        which = " and ".join(kinds) if kinds else "none"
+        check.error(path, f"give exactly one of equals, regex or present (got {which})")
+        return None
+    case = data.get("case", "sensitive")
+    if case not in CASE_MODES:
+        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {case!r:.40}")
+        return None
+    kind = kinds[0]
+    if kind == "present":
+        present = data["present"]
+        if not isinstance(present, bool):
+            check.error(f"{path}.present", f"expected true or false, got {_kind(present)}")
+            return None
+        return FieldMatch(present=present, case=case)
+    values = check.strings(data[kind], f"{path}.{kind}")
+    if values is None:
+        return None
+    if kind == "equals":
+        if case == "lower":
+            for i, value in enumerate(values):
+                if value != value.lower():
+                    check.warn(
+                        f"{path}.equals[{i}]",
+                        f"{value!r} has capitals but the request value is lowercased: it never matches",
+                    )
+        return FieldMatch(equals=values, case=case)
+    compiled = []
+    good = True
+    for i, pattern in enumerate(values):
+        where = (
+            f"{path}.regex"
+            if len(values) == 1 and isinstance(data[kind], str)
+            else f"{path}.regex[{i}]"
+        )
+        try:
+            compiled.append(
+                compile_pattern(pattern, engine=settings.regex_engine, ignore_case=case == "ignore")
+            )
+        except ValueError as exc:
+            check.error(where, f"invalid regular expression: {exc}")
+            good = False
+            continue
+        except ImportError:
+            good = False  # reported once, under settings.regex_engine
+            continue
+        if settings.regex_engine == "re" and nested_quantifier(pattern):
+            check.warn(
+                where,
+                f"pattern {pattern!r:.80} nests quantifiers and may backtrack catastrophically; simplify it or use regex_engine: re2",
+            )
+    if not good:
+        return None
+    return FieldMatch(
+        regex=values, case=case, compiled=tuple(compiled), max_length=settings.max_value_length
+    )
+
+
+def _target(
+    check: _Checker,
+    raw: object,
+    path: str,
+    catalogue: Mapping[str, Endpoint],
+    known_urls: dict[str, tuple[str, str]],
+) -> Pool | None:
+    if isinstance(raw, str):
+        raw = {"endpoints": [raw]}
+    data = check.mapping(raw, path, _TARGET_KEYS)
+    if data is None:
+        return None
+    with check.nothing_new() as ok:
+        members: list[tuple[Endpoint, int]] = []
+        if "endpoints" not in data:
+            check.error(path, "missing key 'endpoints'")
+        elif not isinstance(data["endpoints"], list):
+            check.error(f"{path}.endpoints", f"expected a list, got {_kind(data['endpoints'])}")
+        elif not data["endpoints"]:
+            check.error(f"{path}.endpoints", "must not be empty")
+        else:
+            seen: dict[str, int] = {}
+            for i, item in enumerate(data["endpoints"]):
+                member = _member(check, item, f"{path}.endpoints[{i}]", catalogue, known_urls)
+                if member is None:
+                    continue
+                if member[0].id in seen:
+                    check.error(
+                        f"{path}.endpoints[{i}]",
+                        f"endpoint {member[0].id!r} is already in this pool (endpoints[{seen[member[0].id]}])",
+                    )
+                    continue
+                seen[member[0].id] = i
+                members.append(member)
+        algorithm = data.get("algorithm", hashing.DEFAULT_ALGORITHM)
+        if algorithm not in hashing.ALGORITHMS:
+            check.error(
+                f"{path}.algorithm",
+                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {algorithm!r:.40}",
+            )
+        hash_on: tuple[str, ...] = ()
+        if "hash_on" in data and data["hash_on"] != []:
+            sources = check.strings(data["hash_on"], f"{path}.hash_on")
+            for i, source in enumerate(sources or ()):
+                try:
+                    getter(source)
+                except ValueError as exc:
+                    check.error(f"{path}.hash_on[{i}]", str(exc))
+            hash_on = sources or ()
+        missing_key = data.get("missing_key", "first")
+        if missing_key not in MISSING_KEY_POLICIES:
+            check.error(
+                f"{path}.missing_key",
+                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {missing_key!r:.40}",
+            )
+        panic = data.get("panic_threshold", 0.5)
+        if isinstance(panic, bool) or not isinstance(panic, int | float) or not 0 <= panic <= 1:
+            check.error(
+                f"{path}.panic_threshold", f"expected a number from 0 to 1, got {panic!r:.40}"
+            )
+        options: dict[str, int] = {}
+        if "options" in data:
+            raw_options = data["options"]
+            if not isinstance(raw_options, Mapping):
+                check.error(f"{path}.options", f"expected a mapping, got {_kind(raw_options)}")
+            else:
+                for key, value in raw_options.items():
+                    number = check.integer(value, _join(f"{path}.options", str(key)), 1, 1 << 32)
+                    if number is not None:
+                        options[str(key)] = number
+    if not ok[0]:
+        return None
+    pool = Pool(
+        endpoints=tuple(e for e, _ in members),
+        weights=tuple(w for _, w in members),
+        algorithm=algorithm,
+        hash_on=hash_on,
+        missing_key=missing_key,
+        panic_threshold=float(panic),
+        options=tuple(sorted(options.items())),
+    )
+    if len(pool.endpoints) > 1:
+        try:
+            pool.build_table()
+        except (ValueError, TypeError) as exc:
+            check.error(path, f"{algorithm}: {exc}")
+            return None
+    return pool
+
+
+def _member(
+    check: _Checker,
+    item: object,
+    path: str,
+    catalogue: Mapping[str, Endpoint],
+    known_urls: dict[str, tuple[str, str]],
+) -> tuple[Endpoint, int] | None:
+    if isinstance(item, str):
+        item = {"id": item}
+    data = check.mapping(item, path, _MEMBER_KEYS)
+    if data is None:
+        return None
+    weight = 1
+    if "weight" in data:
+        weight = check.integer(data["weight"], f"{path}.weight", 1, 1_000_000) or 0
+    if "url" in data:
+        url = _url(check, data["url"], f"{path}.url")
+        endpoint_id = check.string(data["id"], f"{path}.id") if "id" in data else url
+        if url is None or endpoint_id is None:
+            return None
+        if endpoint_id in known_urls and known_urls[endpoint_id][0] != url:
+            other_url, other_path = known_urls[endpoint_id]
+            check.error(
+                path,
+                f"endpoint {endpoint_id!r} has URL {url!r} here but {other_url!r} at {other_path}",
+            )
+            return None
+        known_urls.setdefault(endpoint_id, (url, path))
+        endpoint = Endpoint(endpoint_id, url)
+    elif "id" in data:
+        endpoint_id = check.string(data["id"], f"{path}.id")
+        if endpoint_id is None:
+            return None
+        if endpoint_id not in catalogue:
+            hint = (
+                f"; known: {', '.join(sorted(catalogue))}"
+                if catalogue
+                else "; give a url or declare it under endpoints"
+            )
+            check.error(path, f"unknown endpoint {endpoint_id!r}{hint}")
+            return None
+        endpoint = catalogue[endpoint_id]
+    else:
+        check.error(path, "give an endpoint id or a url")
+        return None
+    return (endpoint, weight) if weight else None
+
+
+# -- shadowed rules ------------------------------------------------------------------
+
+
+def _covers(wide: FieldMatch, narrow: FieldMatch) -> bool:
+    """Whether ``wide`` accepts every value ``narrow`` accepts (conservatively)."""
+    if wide.present is not None:
+        return (narrow.present is None and wide.present) or narrow.present == wide.present
+    if narrow.present is not None or wide.case != narrow.case:
+        return False
+    if narrow.regex:
+        return wide.regex == narrow.regex
+    return all(wide.test(v) for v in narrow.equals)
+
+
+def _shadowing(check: _Checker, rules: Sequence[tuple[int, Rule]]) -> None:
+    order = sorted(rules, key=lambda p: (-(p[1].priority or 0), p[0]))
+    for pos, (index, rule) in enumerate(order):
+        narrow = rule.match.as_mapping()
+        for earlier_index, earlier in order[:pos]:
+            wide = earlier.match.as_mapping()
+            if all(src in narrow and _covers(m, narrow[src]) for src, m in wide.items()):
+                check.warn(
+                    f"routes[{index}]",
+                    f"rule {rule.name!r} can never win: rule {earlier.name!r} (routes[{earlier_index}]) "
+                    "matches every request it matches and is tried first",
+                )
+                break
+
+
+# -- dumping -----------------------------------------------------------------------------
+
+
+def config_to_dict(config: RouterConfig) -> dict[str, Any]:
+    """The effective configuration in canonical native form (loadable again).
+
+    Every default is spelled out and endpoints are gathered into one catalogue.
+    """
+
+    def field(m: FieldMatch) -> dict[str, Any]:
+        out: dict[str, Any]
+        if m.present is not None:
+            out = {"present": m.present}
+        elif m.regex:
+            out = {"regex": list(m.regex)}
+        else:
+            out = {"equals": list(m.equals)}
+        out["case"] = m.case
+        return out
+
+    def match(m: Match) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for source, matcher in m.fields:
+            if source.startswith("attributes."):
+                out.setdefault("attributes", {})[source[11:]] = field(matcher)
+            else:
+                out[source] = field(matcher)
+        return out
+
+    def target(pool: Pool) -> dict[str, Any]:
+        return {
+            "endpoints": [
+                {"id": e.id, "weight": w} for e, w in zip(pool.endpoints, pool.weights, strict=True)
+            ],
+            "algorithm": pool.algorithm,
+            "hash_on": list(pool.hash_on),
+            "missing_key": pool.missing_key,
+            "panic_threshold": pool.panic_threshold,
+            "options": dict(pool.options),
+        }
+
+    routes: list[dict[str, Any]] = []
+    for rule in config.rules:
+        routes.append(
+            {
+                "name": rule.name,
+                "priority": rule.priority,
+                "match": match(rule.match),
+                "target": target(rule.target),
+            }
+        )
+    routes.append(
+        {"name": config.default.name, "default": True, "target": target(config.default.target)}
+    )
+    out: dict[str, Any] = {
+        "version": 1,
+        "settings": {
+            "cache_size": config.settings.cache_size,
+            "regex_engine": config.settings.regex_engine,
+            "max_value_length": config.settings.max_value_length,
+        },
+        "endpoints": {e.id: e.url for e in config.endpoints},
+        "routes": routes,
+    }
+    if config.health is not None:
+        to_dict: Callable[[], dict[str, Any]] = config.health.to_dict
+        out["health"] = to_dict()
+    return out

@@ -1,0 +1,122 @@
+"""What a request is routed on: :class:`Criteria`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import attrs
+
+__all__ = ["FIELDS", "Attributes", "Criteria"]
+
+#: The named criteria fields, in documentation order.
+FIELDS: tuple[str, ...] = (
+    "application",
+    "authenticated_user",
+    "execution_type",
+    "execution_id",
+    "origin",
+    "location",
+    "account",
+    "cloud_provider",
+)
+
+
+class Attributes(Mapping[str, str]):
+    """An immutable, hashable mapping of further named request values.
+
+    Names are lowercased (they are usually HTTP header names, which are
+    case-insensitive); values are kept as given.
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        data: dict[str, str] = {}
+        if items:
+            for name, value in items.items():
+                data[str(name).lower()] = str(value)
+        self._data = data
+        # Only a cache key: never used to pick a route.
+        self._hash = hash(tuple(sorted(data.items())))
+
+    def __getitem__(self, name: str) -> str:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Attributes({dict(sorted(self._data.items()))!r})"
+
+
+_EMPTY = Attributes()
+
+
+def _to_attributes(value: Mapping[str, str] | None) -> Attributes:
+    if isinstance(value, Attributes):
+        return value
+    if not value:
+        return _EMPTY
+    return Attributes(value)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@attrs.frozen(cache_hash=True, kw_only=True)
+class Criteria:
+    """The facts about one request that rules match on.
+
+    Every field is optional; ``None`` means "not known" and never matches a rule
+    that tests the field. Any string routes, however long or odd: matching never
+    raises.
+
+    Args:
+        application: The Spinnaker application (``X-SPINNAKER-APPLICATION``).
+        authenticated_user: Who is calling (from authentication, or a trusted header).
+        execution_type: ``pipeline`` or ``orchestration`` in Spinnaker.
+        execution_id: The execution being run; a good hash key for stickiness.
+        origin: Where the request came from (``deck`` for the UI, ``api``...).
+        location: A region or location.
+        account: The cloud account.
+        cloud_provider: The cloud provider.
+        attributes: Further named values (headers, tenant, region); names lowercased.
+    """
+
+    application: str | None = attrs.field(default=None, converter=_opt_str)
+    authenticated_user: str | None = attrs.field(default=None, converter=_opt_str)
+    execution_type: str | None = attrs.field(default=None, converter=_opt_str)
+    execution_id: str | None = attrs.field(default=None, converter=_opt_str)
+    origin: str | None = attrs.field(default=None, converter=_opt_str)
+    location: str | None = attrs.field(default=None, converter=_opt_str)
+    account: str | None = attrs.field(default=None, converter=_opt_str)
+    cloud_provider: str | None = attrs.field(default=None, converter=_opt_str)
+    attributes: Attributes = attrs.field(factory=Attributes, converter=_to_attributes)
+
+    def get(self, source: str) -> str | None:
+        """Return the value a key source names.
+
+        Args:
+            source: A field name (``application``) or ``attributes.<name>``.
+
+        Returns:
+            The value, or ``None`` when absent.
+        """
+        if source.startswith("attributes."):
+            return self.attributes.get(source[11:].lower())
+        value: str | None = getattr(self, source, None) if source in FIELDS else None
+        return value

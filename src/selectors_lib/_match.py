@@ -1,0 +1,181 @@
+"""Field matchers: how one criteria value is tested, and a rule's whole match.
+
+A :class:`FieldMatch` tests one value in one of three ways (``equals`` any of
+some values, ``regex``: any of some patterns matches the *whole* value, or
+``present``), after an explicit case rule:
+
+- ``sensitive``: compare as given.
+- ``lower``: lowercase the request value first, leave the configured values and
+  patterns alone (Spinnaker's application and account selectors: a pattern with
+  capitals then never matches unless it carries ``(?i)``).
+- ``ignore``: compare without regard to case on both sides (Spinnaker's
+  ``equalsIgnoreCase`` for origins; patterns compile case-insensitively).
+
+An absent value (``None``) never matches ``equals`` or ``regex``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+
+import attrs
+
+from ._criteria import FIELDS, Criteria
+from ._regex import Pattern
+
+__all__ = ["CASE_MODES", "FieldMatch", "Match", "equals_ignore_case", "getter"]
+
+CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
+
+
+def equals_ignore_case(a: str, b: str) -> bool:
+    """Compare two strings as Java's ``String.equalsIgnoreCase`` does.
+
+    Character by character, equal when the characters are equal or equal after
+    upper- or lower-casing either; unlike ``casefold`` it never expands one
+    character into two (``"ß"`` does not equal ``"ss"``).
+    """
+    if len(a) != len(b):
+        return False
+    if a == b:
+        return True
+    for x, y in zip(a, b, strict=True):
+        if x != y and x.upper() != y.upper() and x.lower() != y.lower():
+            return False
+    return True
+
+
+def getter(source: str) -> Callable[[Criteria], str | None]:
+    """Return a fast function reading ``source`` (a field or ``attributes.<name>``).
+
+    Raises:
+        ValueError: ``source`` names no field and is not ``attributes.<name>``.
+    """
+    if source in FIELDS:
+        return operator.attrgetter(source)  # type: ignore[no-any-return]
+    if source.startswith("attributes.") and len(source) > len("attributes."):
+        name = source[len("attributes.") :].lower()
+        return lambda criteria: criteria.attributes.get(name)
+    raise ValueError(
+        f"unknown source {source!r}; expected one of {', '.join(FIELDS)} or attributes.<name>"
+    )
+
+
+def _preview(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+@attrs.frozen
+class FieldMatch:
+    """How one criteria value must look for a rule to match.
+
+    Exactly one of ``equals``, ``regex`` (non-empty) or ``present`` (not None) is set.
+
+    Args:
+        equals: Accepted values (any of them).
+        regex: Source text of accepted patterns (any of them, full match).
+        present: ``True``: the value must be present; ``False``: absent.
+        case: ``sensitive``, ``lower`` or ``ignore`` (see module docs).
+        compiled: The compiled ``regex`` patterns, same order.
+        max_length: Values longer than this never reach a pattern.
+    """
+
+    equals: tuple[str, ...] = ()
+    regex: tuple[str, ...] = ()
+    present: bool | None = None
+    case: str = "sensitive"
+    compiled: tuple[Pattern, ...] = attrs.field(default=(), eq=False, repr=False)
+    max_length: int = attrs.field(default=4096, eq=False, repr=False)
+    _equals_set: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Membership only: a set never decides an order here.
+        object.__setattr__(self, "_equals_set", frozenset(self.equals))
+
+    def test(self, value: str | None) -> bool:
+        """Return whether ``value`` satisfies this matcher."""
+        if self.present is not None:
+            return (value is not None) is self.present
+        if value is None:
+            return False
+        if self.case == "lower":
+            value = value.lower()
+        if self.compiled:
+            if len(value) > self.max_length:
+                return False
+            return any(p.fullmatch(value) is not None for p in self.compiled)
+        if self.case == "ignore":
+            return any(equals_ignore_case(value, v) for v in self.equals)
+        # With case "lower" only the request value was lowercased: a configured
+        # value with capitals never matches, exactly as such a Spinnaker pattern.
+        return value in self._equals_set
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``regex 'big.*' (lowercased)``."""
+        if self.present is not None:
+            return "present" if self.present else "absent"
+        if self.regex:
+            body = "regex " + " | ".join(repr(p) for p in self.regex)
+        elif len(self.equals) == 1:
+            body = f"= {self.equals[0]!r}"
+        else:
+            body = "in [" + ", ".join(repr(v) for v in self.equals) + "]"
+        suffix = {"sensitive": "", "lower": " (value lowercased)", "ignore": " (ignoring case)"}
+        return body + suffix[self.case]
+
+    def explain(self, name: str, value: str | None) -> tuple[bool, str]:
+        """Test ``value`` and say why it passed or failed."""
+        ok = self.test(value)
+        if value is None:
+            shown = "absent"
+        else:
+            shown = _preview(value)
+            if self.compiled and len(value) > self.max_length:
+                return ok, f"{name} is longer than {self.max_length} characters, never matched"
+        verb = "matches" if ok else "does not match"
+        return ok, f"{name} {shown} {verb} {self.describe()}"
+
+
+@attrs.frozen
+class Match:
+    """A rule's whole match: every listed field must match (AND).
+
+    An empty match accepts every request.
+
+    Args:
+        fields: ``(source, matcher)`` pairs in config order; a source is a
+            criteria field name or ``attributes.<name>``.
+    """
+
+    fields: tuple[tuple[str, FieldMatch], ...] = ()
+    _tests: tuple[tuple[Callable[[Criteria], str | None], FieldMatch], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        tests = tuple((getter(source), matcher) for source, matcher in self.fields)
+        object.__setattr__(self, "_tests", tests)
+
+    def test(self, criteria: Criteria) -> bool:
+        """Return whether every field matches."""
+        for get, matcher in self._tests:
+            if not matcher.test(get(criteria)):
+                return False
+        return True
+
+    def explain(self, criteria: Criteria) -> tuple[bool, str]:
+        """Test every field, and give the reason (the first failing field, or all that passed)."""
+        if not self.fields:
+            return True, "matches every request"
+        passed: list[str] = []
+        for source, matcher in self.fields:
+            ok, why = matcher.explain(source, criteria.get(source))
+            if not ok:
+                return False, why
+            passed.append(why)
+        return True, "; ".join(passed)
+
+    def as_mapping(self) -> Mapping[str, FieldMatch]:
+        """The matchers by source."""
+        return dict(self.fields)

@@ -1,0 +1,186 @@
+"""Pieces every HTTP adapter shares: deciding, hop-by-hop headers, safe header values.
+
+Private: :mod:`selectors_lib.asgi`, :mod:`selectors_lib.wsgi` and
+:mod:`selectors_lib.httpx` build on it. Imports no HTTP framework.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from ._criteria import Criteria
+from ._events import SelectEvent
+from ._pool import Endpoint
+from ._router import Decision, Router
+
+__all__ = [
+    "DECISION_KEY",
+    "ENDPOINT_KEY",
+    "CRITERIA_KEY",
+    "HOP_BY_HOP",
+    "debug_value",
+    "decide",
+    "strip_hop_by_hop",
+    "user_name",
+]
+
+#: Where adapters publish their results (ASGI ``scope["state"]``, WSGI ``environ``,
+#: httpx ``request.extensions``).
+DECISION_KEY = "selectors_lib.decision"
+ENDPOINT_KEY = "selectors_lib.endpoint"
+CRITERIA_KEY = "selectors_lib.criteria"
+
+#: Hop-by-hop fields (RFC 9110 section 7.6.1, plus the RFC 2616 ones proxies
+#: still meet): they describe one connection and must not be forwarded.
+HOP_BY_HOP: frozenset[str] = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+# A Connection header naming more options than this is hostile; the extra
+# names are ignored, which keeps the work linear in the header size anyway.
+_MAX_CONNECTION_TOKENS = 64
+
+
+def decide(router: Router, criteria: Criteria, *, explain: bool) -> tuple[Endpoint, Decision | None]:
+    """Route ``criteria``, with the full :class:`Decision` when ``explain`` is set.
+
+    ``Router.explain`` emits no event of its own; when observers listen, a
+    :class:`SelectEvent` is emitted here so metrics count explained requests too.
+
+    Args:
+        router: The router.
+        criteria: The request's criteria.
+        explain: Compute the full decision (uncached; every rule evaluated).
+
+    Returns:
+        The endpoint, and the decision when ``explain`` is set (else ``None``).
+
+    Raises:
+        NoEndpointError: The winning pool rejects requests without a key.
+    """
+    if not explain:
+        return router.select(criteria), None
+    start = time.perf_counter()
+    decision = router.explain(criteria)
+    if router.events.observers:
+        router.events.emit(
+            SelectEvent(
+                decision.rule,
+                decision.endpoint.id,
+                decision.failover,
+                decision.panic,
+                time.perf_counter() - start,
+            )
+        )
+    return decision.endpoint, decision
+
+
+def connection_tokens(values: Iterable[str]) -> frozenset[str]:
+    """The lowercased option names listed in ``Connection`` header values.
+
+    Args:
+        values: Every ``Connection`` header value of a message.
+
+    Returns:
+        The names (at most 64; more are ignored).
+    """
+    names: list[str] = []
+    for value in values:
+        for token in value.split(",", _MAX_CONNECTION_TOKENS):
+            token = token.strip().lower()
+            if token:
+                names.append(token)
+            if len(names) >= _MAX_CONNECTION_TOKENS:
+                return frozenset(names)
+    return frozenset(names)
+
+
+def strip_hop_by_hop(
+    headers: Iterable[tuple[str, str]], *, drop: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """Remove hop-by-hop fields, including those the ``Connection`` header names.
+
+    Args:
+        headers: ``(name, value)`` pairs in order (duplicates allowed).
+        drop: Further lowercased names to remove (e.g. ``host``).
+
+    Returns:
+        The remaining pairs, in their original order.
+    """
+    pairs = list(headers)
+    named = connection_tokens(v for n, v in pairs if n.lower() == "connection")
+    remove = HOP_BY_HOP | named | frozenset(drop)
+    return [(n, v) for n, v in pairs if n.lower() not in remove]
+
+
+def user_name(user: object) -> str | None:
+    """The name of an authenticated user as frameworks represent it.
+
+    Accepts a string, or a Starlette-style user object: an object whose
+    ``is_authenticated`` is false gives ``None``; otherwise the first non-empty
+    of ``username``, ``identity`` and ``display_name`` (attributes that raise,
+    as Starlette's ``BaseUser.identity`` does, are skipped).
+
+    Args:
+        user: The framework's user (``scope["user"]``), or ``None``.
+
+    Returns:
+        The user name, or ``None`` when there is no authenticated user.
+    """
+    if user is None:
+        return None
+    if isinstance(user, str):
+        return user or None
+    try:
+        if getattr(user, "is_authenticated", True) is False:
+            return None
+    except Exception:  # a broken user object must not break routing
+        return None
+    for attribute in ("username", "identity", "display_name"):
+        try:
+            value = getattr(user, attribute, None)
+        except Exception:  # NotImplementedError from BaseUser, and the like
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+_SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"%", ";", "="}
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    # Rule names and endpoint ids come from configuration and may hold any
+    # character; a raw CR/LF in a header would be rejected by the server (or
+    # worse). Percent-encode everything outside visible ASCII.
+    out = []
+    for ch in text[:limit]:
+        if ch in _SAFE:
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def debug_value(endpoint: Endpoint, decision: Decision | None) -> str:
+    """The value of the optional debugging response header.
+
+    ``rule=<rule>; endpoint=<id>`` (rule omitted when not explained); names are
+    percent-encoded outside visible ASCII so the value is always a valid header.
+    """
+    parts = []
+    if decision is not None:
+        parts.append(f"rule={_quote(decision.rule)}")
+    parts.append(f"endpoint={_quote(endpoint.id)}")
+    return "; ".join(parts)

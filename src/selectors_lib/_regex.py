@@ -1,0 +1,134 @@
+"""Compiling operator patterns, and spotting the ones that can backtrack badly.
+
+Patterns come from the operator; the values they run against come from clients.
+Python's ``re`` backtracks, so a pattern such as ``(a+)+$`` takes exponential time
+on a crafted value. Three defences, in order of strength: values longer than
+``settings.max_value_length`` never reach a pattern; patterns with nested
+unbounded quantifiers are reported at load; and ``regex_engine: re2`` swaps in
+RE2, which runs in linear time by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+__all__ = ["ENGINES", "Pattern", "compile_pattern", "nested_quantifier"]
+
+ENGINES: tuple[str, ...] = ("re", "re2")
+
+try:  # Python 3.11+: the parser moved; keep a private import in one place.
+    import re._parser as _sre_parse  # type: ignore[import-not-found,unused-ignore]
+    import re._constants as _sre_constants  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover
+    import sre_constants as _sre_constants  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+
+class Pattern(Protocol):
+    """What a compiled pattern must offer: a full match."""
+
+    def fullmatch(self, string: str) -> object | None: ...
+
+
+def compile_pattern(pattern: str, *, engine: str = "re", ignore_case: bool = False) -> Pattern:
+    """Compile ``pattern`` with the chosen engine.
+
+    Args:
+        pattern: The regular expression, in the engine's syntax.
+        engine: ``re`` (the standard library) or ``re2`` (``google-re2``).
+        ignore_case: Match without regard to case.
+
+    Returns:
+        An object with ``fullmatch(str)``.
+
+    Raises:
+        ValueError: The pattern is invalid for the engine (message says why).
+        ImportError: ``re2`` was chosen but ``google-re2`` is not installed.
+    """
+    if engine == "re":
+        try:
+            return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        except (re.error, OverflowError, RecursionError) as exc:
+            raise ValueError(str(exc)) from None
+    if engine == "re2":
+        re2 = _import_re2()
+        try:
+            options = re2.Options()
+            options.case_sensitive = not ignore_case
+            compiled: Pattern = re2.compile(pattern, options)
+        except Exception as exc:  # re2 raises its own error type
+            raise ValueError(str(exc)) from None
+        return compiled
+    raise ValueError(f"unknown regex engine {engine!r}; expected one of {', '.join(ENGINES)}")
+
+
+def _import_re2() -> Any:
+    try:
+        import re2
+    except ImportError:
+        raise ImportError(
+            "regex_engine 're2' needs google-re2: pip install 'selectors-lib[re2]'"
+        ) from None
+    return re2
+
+
+_UNBOUNDED = _sre_constants.MAXREPEAT
+_REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT}
+_POSSESSIVE = getattr(_sre_constants, "POSSESSIVE_REPEAT", None)
+
+
+def nested_quantifier(pattern: str) -> bool:
+    """Tell whether a pattern nests an unbounded quantifier inside another.
+
+    Such patterns (``(a+)+``, ``(\\w*)*x``) are the classic source of
+    catastrophic backtracking. The check is a syntactic heuristic: a repeated
+    group that contains a literal character of its own (``(-[a-z]+)*``) is taken
+    to split unambiguously and is not flagged. RE2 is the real defence.
+
+    Args:
+        pattern: A ``re`` pattern (invalid patterns are reported elsewhere).
+
+    Returns:
+        True when an unbounded repeat contains another unbounded repeat.
+    """
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except Exception:
+        return False
+    return _walk(list(parsed), inside_unbounded=False)
+
+
+def _flat(items: Any) -> list[Any]:
+    out: list[Any] = []
+    for op, av in items:
+        if op is _sre_constants.SUBPATTERN:
+            out.extend(_flat(av[-1]))
+        else:
+            out.append((op, av))
+    return out
+
+
+def _walk(items: Any, *, inside_unbounded: bool) -> bool:
+    for op, av in items:
+        if op in _REPEATS:
+            _low, high, sub = av
+            unbounded = high == _UNBOUNDED or high > 100
+            if unbounded and inside_unbounded:
+                return True
+            anchored = any(o is _sre_constants.LITERAL for o, _ in _flat(sub))
+            inner = inside_unbounded or (unbounded and not anchored)
+            if _walk(list(sub), inside_unbounded=inner):
+                return True
+        elif op is _POSSESSIVE:
+            continue  # possessive repeats never backtrack
+        elif op is _sre_constants.SUBPATTERN:
+            if _walk(av[-1], inside_unbounded=inside_unbounded):
+                return True
+        elif op is _sre_constants.BRANCH:
+            if any(_walk(branch, inside_unbounded=inside_unbounded) for branch in av[1]):
+                return True
+        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+            if _walk(av[1], inside_unbounded=inside_unbounded):
+                return True
+    return False

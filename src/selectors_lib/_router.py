@@ -1,0 +1,491 @@
+"""Rules, the router, and the decisions it explains.
+
+Semantics, in one place:
+
+1. Rules are tried from the highest ``priority`` down; among equal priorities
+   the rule declared first is tried first. The first rule whose match accepts
+   the criteria wins.
+2. If none matches, the one ``default`` rule wins.
+3. The winning rule's pool picks a replica for the request's routing key.
+
+A :class:`Router` serves from an immutable snapshot (configuration, health,
+pool tables, decision cache). Reloads and health changes build a new snapshot
+off the request path and swap it in with one reference assignment, so
+``select()`` never waits for a writer and never sees half of a change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cachetools
+
+from . import hashing
+from ._criteria import Criteria
+from ._errors import ConfigIssue
+from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
+from ._match import Match
+from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+
+__all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
+
+
+@attrs.frozen
+class Rule:
+    """A routing rule.
+
+    Args:
+        name: Unique name, shown in decisions and metrics.
+        priority: Higher wins; ``None`` only for the default rule.
+        match: What a request must look like.
+        target: The pool of replicas that serves matching requests.
+        default: True for the one rule that takes what no other matches.
+    """
+
+    name: str
+    priority: int | None
+    match: Match
+    target: Pool
+    default: bool = False
+
+
+@attrs.frozen
+class Settings:
+    """Router-wide settings.
+
+    Args:
+        cache_size: Decisions cached per snapshot (0 disables the cache).
+        regex_engine: ``re`` or ``re2``.
+        max_value_length: Request values longer than this never match a pattern.
+    """
+
+    cache_size: int = 16384
+    regex_engine: str = "re"
+    max_value_length: int = 4096
+
+
+@attrs.frozen
+class RouterConfig:
+    """A complete, validated configuration.
+
+    Args:
+        rules: The non-default rules, in declaration order.
+        default: The default rule.
+        settings: Router-wide settings.
+        health: Health and probe settings (see :mod:`selectors_lib.health`), if any.
+        warnings: Problems that do not stop loading (shadowed rules, risky patterns).
+        source: Where it was loaded from.
+    """
+
+    rules: tuple[Rule, ...]
+    default: Rule
+    settings: Settings = Settings()
+    health: Any = None
+    warnings: tuple[ConfigIssue, ...] = ()
+    source: str | None = None
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every distinct endpoint, in order of first appearance."""
+        seen: dict[str, Endpoint] = {}
+        for rule in (*self.rules, self.default):
+            for endpoint in rule.target.endpoints:
+                seen.setdefault(endpoint.id, endpoint)
+        return tuple(seen.values())
+
+    @property
+    def ordered_rules(self) -> tuple[Rule, ...]:
+        """Non-default rules in the order they are tried."""
+        indexed = sorted(enumerate(self.rules), key=lambda p: (-(p[1].priority or 0), p[0]))
+        return tuple(rule for _, rule in indexed)
+
+
+@attrs.frozen
+class RuleTrace:
+    """How one rule fared for one request.
+
+    Args:
+        name: The rule.
+        priority: Its priority (``None`` for the default).
+        matched: Whether its match accepted the request.
+        won: Whether it was chosen.
+        reason: Why it matched or not, in words.
+    """
+
+    name: str
+    priority: int | None
+    matched: bool
+    won: bool
+    reason: str
+
+
+@attrs.frozen
+class Decision:
+    """Where a request goes and why: what :meth:`Router.explain` returns.
+
+    Args:
+        criteria: The request, as routed.
+        endpoint: The chosen replica.
+        rule: Name of the winning rule.
+        priority: Its priority (``None`` when the default won).
+        default: True when no rule matched and the default took the request.
+        considered: Every rule in the order tried, the default last.
+        key: The routing key the pool hashed, if any.
+        key_source: Which ``hash_on`` source gave the key.
+        first_choice: The replica the key maps to when all are up.
+        skipped: ``(endpoint id, reason)`` for each replica passed over.
+        panic: True when the pool had too few live replicas and ignored health.
+    """
+
+    criteria: Criteria
+    endpoint: Endpoint
+    rule: str
+    priority: int | None
+    default: bool
+    considered: tuple[RuleTrace, ...]
+    key: str | None = None
+    key_source: str | None = None
+    first_choice: Endpoint | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    panic: bool = False
+
+    @property
+    def failover(self) -> bool:
+        """True when the key's first choice was down and another replica took it."""
+        return self.first_choice is not None and self.first_choice != self.endpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the decision."""
+        return {
+            "endpoint": {"id": self.endpoint.id, "url": self.endpoint.url},
+            "rule": self.rule,
+            "priority": self.priority,
+            "default": self.default,
+            "key": self.key,
+            "key_source": self.key_source,
+            "first_choice": None if self.first_choice is None else self.first_choice.id,
+            "failover": self.failover,
+            "skipped": [{"endpoint": e, "reason": r} for e, r in self.skipped],
+            "panic": self.panic,
+            "considered": [attrs.asdict(t) for t in self.considered],
+            "criteria": _criteria_dict(self.criteria),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"-> {self.endpoint.id} ({self.endpoint.url}) by rule {self.rule!r}"]
+        if self.key is not None:
+            lines.append(f"   key {self.key!r} from {self.key_source}")
+        for endpoint_id, reason in self.skipped:
+            lines.append(f"   skipped {endpoint_id}: {reason}")
+        if self.panic:
+            lines.append("   pool in panic: too few live replicas, health ignored")
+        for trace in self.considered:
+            mark = "*" if trace.won else ("+" if trace.matched else "-")
+            prio = "default" if trace.priority is None else f"priority {trace.priority}"
+            lines.append(f"   {mark} {trace.name} ({prio}): {trace.reason}")
+        return "\n".join(lines)
+
+
+def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
+    data = {k: v for k, v in attrs.asdict(criteria, recurse=False).items() if v is not None}
+    data["attributes"] = dict(criteria.attributes)
+    if not data["attributes"]:
+        del data["attributes"]
+    return data
+
+
+_TableKey = tuple[str, tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]
+
+
+def _table_key(pool: Pool) -> _TableKey:
+    return (pool.algorithm, pool.ids, pool.weights, pool.options)
+
+
+class _Snapshot:
+    """Everything one decision reads; never mutated after construction (but the cache)."""
+
+    __slots__ = ("cache", "config", "default_state", "generation", "health", "lock", "ordered")
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        tables: Mapping[_TableKey, hashing.HashTable],
+        health: Mapping[str, EndpointHealth],
+        generation: int,
+    ) -> None:
+        self.config = config
+        self.health = health
+        self.generation = generation
+
+        def state(pool: Pool) -> PoolState:
+            return PoolState(pool, tables.get(_table_key(pool)), health)
+
+        self.ordered = tuple((rule, state(rule.target)) for rule in config.ordered_rules)
+        self.default_state = (config.default, state(config.default.target))
+        size = config.settings.cache_size
+        # LRUCache is not thread-safe; the lock is held for one dict operation.
+        self.cache: cachetools.LRUCache[Criteria, tuple[Rule, Endpoint]] | None = (
+            cachetools.LRUCache(size) if size > 0 else None
+        )
+        self.lock = threading.Lock()
+
+    def winner(self, criteria: Criteria) -> tuple[Rule, PoolState]:
+        for rule, pool_state in self.ordered:
+            if rule.match.test(criteria):
+                return rule, pool_state
+        return self.default_state
+
+
+def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
+    tables: dict[_TableKey, hashing.HashTable] = {}
+    for rule in (*config.rules, config.default):
+        pool = rule.target
+        key = _table_key(pool)
+        if len(pool.endpoints) > 1 and key not in tables:
+            tables[key] = pool.build_table()
+    return tables
+
+
+class Router:
+    """Routes requests to endpoints.
+
+    Build one with :func:`selectors_lib.load_router` (from a file or mapping) or
+    directly from a :class:`RouterConfig`. Safe to share between threads and
+    asyncio tasks: reads take no lock a writer holds.
+
+    Args:
+        config: A validated configuration.
+    """
+
+    def __init__(self, config: RouterConfig) -> None:
+        self.events = EventHub()
+        self._write_lock = threading.Lock()
+        self._tables = _build_tables(config)
+        self._snapshot = _Snapshot(config, self._tables, {}, 0)
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def config(self) -> RouterConfig:
+        """The configuration now serving."""
+        return self._snapshot.config
+
+    @property
+    def generation(self) -> int:
+        """A number that grows with every reload and health change."""
+        return self._snapshot.generation
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every distinct endpoint of the serving configuration."""
+        return self._snapshot.config.endpoints
+
+    @property
+    def health(self) -> Mapping[str, EndpointHealth]:
+        """Health of every endpoint of the serving configuration, by id."""
+        snap = self._snapshot
+        up = EndpointHealth()
+        return {e.id: snap.health.get(e.id, up) for e in snap.config.endpoints}
+
+    def select(self, criteria: Criteria) -> Endpoint:
+        """Return the endpoint that serves ``criteria``.
+
+        Args:
+            criteria: The request's criteria.
+
+        Returns:
+            The chosen endpoint.
+
+        Raises:
+            NoEndpointError: The winning pool has no routing key and its
+                ``missing_key`` policy is ``reject``.
+        """
+        snap = self._snapshot
+        if self.events.observers:
+            return self._select_observed(snap, criteria)
+        cache = snap.cache
+        if cache is not None:
+            with snap.lock:
+                hit = cache.get(criteria)
+            if hit is not None:
+                return hit[1]
+        rule, state = snap.winner(criteria)
+        endpoint = state.pick(criteria)
+        if cache is not None and state.deterministic:
+            with snap.lock:
+                cache[criteria] = (rule, endpoint)
+        return endpoint
+
+    def _select_observed(self, snap: _Snapshot, criteria: Criteria) -> Endpoint:
+        start = time.perf_counter()
+        rule, state = snap.winner(criteria)
+        if state.down and not state.panic:
+            pick = state.explain(criteria)
+            endpoint, failover = pick.endpoint, pick.first_choice not in (None, pick.endpoint)
+        else:
+            endpoint, failover = state.pick(criteria), False
+        self.events.emit(
+            SelectEvent(rule.name, endpoint.id, failover, state.panic, time.perf_counter() - start)
+        )
+        return endpoint
+
+    def explain(self, criteria: Criteria) -> Decision:
+        """Route ``criteria`` and say why, rule by rule.
+
+        Never cached; every rule is evaluated so the trace is complete.
+
+        Args:
+            criteria: The request's criteria.
+
+        Returns:
+            The :class:`Decision`.
+        """
+        snap = self._snapshot
+        traces: list[RuleTrace] = []
+        winner: tuple[Rule, PoolState] | None = None
+        for rule, state in snap.ordered:
+            matched, reason = rule.match.explain(criteria)
+            won = matched and winner is None
+            if won:
+                winner = (rule, state)
+            elif matched and winner is not None:
+                reason += f" (outranked by {winner[0].name!r})"
+            traces.append(RuleTrace(rule.name, rule.priority, matched, won, reason))
+        default_rule = snap.default_state[0]
+        if winner is None:
+            winner = snap.default_state
+            traces.append(RuleTrace(default_rule.name, None, True, True, "no rule matched"))
+        else:
+            traces.append(
+                RuleTrace(default_rule.name, None, False, False, "not needed: a rule matched")
+            )
+        rule, state = winner
+        pick = state.explain(criteria)
+        return Decision(
+            criteria=criteria,
+            endpoint=pick.endpoint,
+            rule=rule.name,
+            priority=rule.priority,
+            default=rule.default,
+            considered=tuple(traces),
+            key=pick.key,
+            key_source=pick.key_source,
+            first_choice=pick.first_choice,
+            skipped=pick.skipped,
+            panic=pick.panic,
+        )
+
+    # -- writing -------------------------------------------------------------------
+
+    def mark_down(
+        self, endpoint: Endpoint | str, *, reason: str = "manual", detail: str = ""
+    ) -> bool:
+        """Eject an endpoint from every pool it is in.
+
+        Only the keys it held move, each along its own deterministic failover
+        order; they return on :meth:`mark_up`.
+
+        Args:
+            endpoint: The endpoint or its id.
+            reason: Why: ``manual``, ``probe``, ``lag``...
+            detail: Free text for operators.
+
+        Returns:
+            True if this changed its state.
+        """
+        return self._set_health(endpoint, healthy=False, reason=reason, detail=detail)
+
+    def mark_up(self, endpoint: Endpoint | str, *, detail: str = "") -> bool:
+        """Readmit an endpoint. Returns True if this changed its state."""
+        return self._set_health(endpoint, healthy=True, reason=None, detail=detail)
+
+    def set_health(self, changes: Mapping[str, EndpointHealth]) -> None:
+        """Apply several health changes as one snapshot (used by health monitors).
+
+        Args:
+            changes: New health by endpoint id; ids the serving configuration
+                does not know (removed by a reload meanwhile) are ignored.
+        """
+        with self._write_lock:
+            snap = self._snapshot
+            known = {e.id for e in snap.config.endpoints}
+            health = dict(snap.health)
+            events = []
+            for endpoint_id, new in sorted(changes.items()):
+                if endpoint_id not in known:
+                    continue
+                old = health.get(endpoint_id, EndpointHealth())
+                if old.healthy == new.healthy and old.reason == new.reason:
+                    continue
+                events.append(
+                    HealthEvent(endpoint_id, new.healthy, new.reason, new.detail, new.since)
+                )
+                if new.healthy:
+                    health.pop(endpoint_id, None)
+                else:
+                    health[endpoint_id] = new
+            if events:
+                self._swap(snap.config, health)
+        for event in events:
+            self.events.emit(event)
+
+    def _set_health(
+        self, endpoint: Endpoint | str, *, healthy: bool, reason: str | None, detail: str
+    ) -> bool:
+        endpoint_id = endpoint.id if isinstance(endpoint, Endpoint) else endpoint
+        known = {e.id for e in self._snapshot.config.endpoints}
+        if endpoint_id not in known:
+            raise KeyError(f"unknown endpoint {endpoint_id!r}")
+        before = self.generation
+        new = EndpointHealth(healthy, reason, detail, time.time())
+        self.set_health({endpoint_id: new})
+        return self.generation != before
+
+    def reload(self, source: Any) -> RouterConfig:
+        """Load, validate and swap in a new configuration atomically.
+
+        On any error the configuration now serving keeps serving, a failed
+        :class:`ReloadEvent` is emitted, and the error is raised.
+
+        Args:
+            source: A file path or mapping, as for :func:`selectors_lib.load_router`.
+
+        Returns:
+            The new configuration, now serving.
+
+        Raises:
+            ConfigError: The new configuration is invalid (every issue, with paths).
+        """
+        from ._config import load_config  # the loader builds on this module
+
+        name = None if isinstance(source, Mapping) else str(source)
+        try:
+            config = load_config(source)
+            self.replace_config(config)
+        except Exception as exc:
+            self.events.emit(ReloadEvent(False, name, str(exc), time.time()))
+            raise
+        self.events.emit(ReloadEvent(True, name, None, time.time()))
+        return config
+
+    def replace_config(self, config: RouterConfig) -> None:
+        """Serve ``config`` from now on, keeping the health of surviving endpoints.
+
+        The new pool tables are built before the swap; requests in flight finish
+        on the snapshot they started with.
+        """
+        tables = _build_tables(config)
+        known = {e.id for e in config.endpoints}
+        with self._write_lock:
+            self._tables = tables
+            health = {k: v for k, v in self._snapshot.health.items() if k in known}
+            self._swap(config, health)
+
+    def _swap(self, config: RouterConfig, health: Mapping[str, EndpointHealth]) -> None:
+        # Caller holds the write lock.
+        self._snapshot = _Snapshot(config, self._tables, health, self._snapshot.generation + 1)
+

@@ -1,0 +1,147 @@
+"""Weighted rendezvous (highest-random-weight) hashing, logarithmic method."""
+
+from __future__ import annotations
+
+import decimal
+import math
+
+from ._base import check_n
+from ._xx import MASK64, encode, key_hash, xxh64
+
+__all__ = ["RendezvousTable", "Scorer", "complete_order"]
+
+_TWO_POW_53 = 9007199254740992.0
+# Float scores closer than this (relative) are re-ranked with exact decimal arithmetic,
+# so libm differences between machines (at most an ulp or two) can never flip an order.
+_NEAR = 1e-9
+_EXACT = decimal.Context(prec=60)
+
+
+def _exact_score(top53: int, weight: int) -> decimal.Decimal:
+    """``weight / -ln(u)`` with ``u = (top53 + 0.5) / 2**53``, in platform-independent decimal."""
+    u = _EXACT.divide(decimal.Decimal(2 * top53 + 1), decimal.Decimal(2**54))
+    return _EXACT.divide(decimal.Decimal(weight), -_EXACT.ln(u))
+
+
+class Scorer:
+    """Scores every host for a byte string; the shared core of ``rendezvous`` and ``slots``.
+
+    Each host ``h`` gets ``x = xxHash64(data, seed=xxHash64(h))``. Its top 53 bits give
+    ``u = (x >> 11 + 0.5) / 2**53``, exactly a double in (0, 1). The score is
+    ``weight / -ln(u)``, whose maximum falls on each host with probability
+    proportional to its weight (the logarithmic method of weighted HRW). With equal
+    weights the score is monotone in ``x >> 11``, so the integers are compared
+    directly. Ties go to the host whose key sorts first as UTF-8 bytes, so nothing
+    depends on the input order, and near-ties of float scores are settled exactly.
+    """
+
+    __slots__ = ("_canon", "_seeds", "_uniform", "_weights")
+
+    def __init__(self, hosts: tuple[str, ...], weights: tuple[int, ...]) -> None:
+        canon = sorted(range(len(hosts)), key=lambda i: encode(hosts[i]))
+        self._canon = canon
+        self._seeds = [xxh64(encode(hosts[i])) for i in canon]
+        self._weights = [float(weights[i]) for i in canon]
+        self._uniform = len(set(weights)) == 1
+
+    def best(self, data: bytes) -> int:
+        """Return the index (into the original host order) of the top-scoring host."""
+        seeds = self._seeds
+        if self._uniform:
+            best = -1
+            best_j = 0
+            for j, seed in enumerate(seeds):
+                v = xxh64(data, seed) >> 11
+                if v > best:
+                    best = v
+                    best_j = j
+            return self._canon[best_j]
+        return self.ranking(data, 1)[0]
+
+    def ranking(self, data: bytes, n: int) -> list[int]:
+        """Return the indices of the ``n`` top-scoring hosts, best first."""
+        seeds = self._seeds
+        canon = self._canon
+        tops = [xxh64(data, seed) >> 11 for seed in seeds]
+        if self._uniform:
+            order = sorted(range(len(seeds)), key=lambda j: (-tops[j], j))
+            return [canon[j] for j in order[:n]]
+        weights = self._weights
+        log = math.log
+        scores = [w / -log((t + 0.5) / _TWO_POW_53) for w, t in zip(weights, tops, strict=True)]
+        order = sorted(range(len(seeds)), key=lambda j: (-scores[j], j))
+        # Re-rank runs of near-equal float scores exactly (they are almost never seen).
+        i = 0
+        limit = min(len(order), n + 1)
+        while i < limit - 1:
+            k = i
+            while k + 1 < len(order) and scores[order[k + 1]] >= scores[order[k]] * (1 - _NEAR):
+                k += 1
+            if k > i:
+                run = order[i : k + 1]
+                run.sort(key=lambda j: (-_exact_score(tops[j], int(weights[j])), j))
+                order[i : k + 1] = run
+            i = k + 1
+        return [canon[j] for j in order[:n]]
+
+
+class RendezvousTable:
+    """Weighted rendezvous hashing over the key itself: O(hosts) per lookup.
+
+    Removing any host moves only that host's keys; adding one moves keys only to it.
+    """
+
+    __slots__ = ("_hosts", "_scorer", "_weights")
+
+    def __init__(self, hosts: tuple[str, ...], weights: tuple[int, ...]) -> None:
+        self._hosts = hosts
+        self._weights = weights
+        self._scorer = Scorer(hosts, weights)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The host keys, in the given order."""
+        return self._hosts
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        """The host weights, aligned with :attr:`hosts`."""
+        return self._weights
+
+    def lookup(self, key: str) -> str:
+        """Return the top-scoring host for ``key`` (scored through ``key_hash(key)``)."""
+        return self._hosts[self._scorer.best(key_hash(key).to_bytes(8, "little"))]
+
+    def lookup_hash(self, h: int) -> str:
+        """Return the top-scoring host for a 64-bit hash, scored over its 8 little-endian bytes.
+
+        Scoring the key's 64-bit hash rather than its text keeps
+        ``lookup(k) == lookup_hash(key_hash(k))``, as for every other table.
+        """
+        return self._hosts[self._scorer.best((h & MASK64).to_bytes(8, "little"))]
+
+    def preference(self, key: str, n: int) -> tuple[str, ...]:
+        """Return the ``n`` top-scoring hosts for ``key``, best first."""
+        n = min(check_n(n), len(self._hosts))
+        data = key_hash(key).to_bytes(8, "little")
+        return tuple(self._hosts[i] for i in self._scorer.ranking(data, n))
+
+    def __repr__(self) -> str:
+        return f"RendezvousTable(hosts={len(self._hosts)})"
+
+
+def complete_order(order: list[int], hosts: tuple[str, ...], h: int, n: int) -> list[int]:
+    """Extend a partial preference ``order`` to ``n`` hosts, deterministically.
+
+    Hosts not yet in ``order`` follow in unweighted rendezvous order of the 64-bit key
+    hash ``h`` (ties by host key bytes), so failover always reaches every host.
+    """
+    if len(order) >= n:
+        return order[:n]
+    seen = set(order)
+    data = (h & MASK64).to_bytes(8, "little")
+    rest = sorted(
+        (i for i in range(len(hosts)) if i not in seen),
+        key=lambda i: (-xxh64(data, xxh64(encode(hosts[i]))), encode(hosts[i])),
+    )
+    return order + rest[: n - len(order)]

@@ -1,0 +1,1 @@
+"""Replica health: hysteresis, panic, probes and the scheduler that runs them."""
