@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,28 @@ Source = str | os.PathLike[str] | Mapping[str, Any]
 
 _INT32 = (-(2**31), 2**31 - 1)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` that also survives integers too long for ``str()``."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 40, 40
+
+
+def _show(value: object) -> str:
+    """A short repr of an untrusted value, bounded in time and size.
+
+    ``f"{value!r:.40}"`` builds the whole repr first: exponential for a YAML
+    alias bomb, and a ValueError for an integer over 4300 digits.
+    """
+    return _SHORT.repr(value)
 
 
 def load_router(source: Source) -> Router:
@@ -139,7 +162,7 @@ class _Checker:
         good = True
         for key in value:
             if not isinstance(key, str):
-                self.error(path, f"keys must be strings, got {_kind(key)} {key!r:.40}")
+                self.error(path, f"keys must be strings, got {_kind(key)} {_show(key)}")
                 good = False
             elif key not in allowed:
                 self.error(_join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
@@ -181,7 +204,7 @@ class _Checker:
             self.error(path, f"expected an integer, got {_kind(value)}")
             return None
         if not low <= value <= high:
-            self.error(path, f"must be between {low} and {high}, got {value}")
+            self.error(path, f"must be between {low} and {high}, got {_show(value)}")
             return None
         return value
 
@@ -247,7 +270,7 @@ def _parse(check: _Checker, data: object, source: str | None) -> RouterConfig | 
     if top is None:
         return None
     if "version" in top and (top["version"] != 1 or isinstance(top["version"], bool)):
-        check.error("version", f"unsupported version {top['version']!r:.40}; expected 1")
+        check.error("version", f"unsupported version {_show(top['version'])}; expected 1")
     settings = _settings(check, top.get("settings"))
     catalogue = _catalogue(check, top.get("endpoints"))
     routes = top.get("routes")
@@ -315,7 +338,7 @@ def _settings(check: _Checker, raw: object) -> Settings:
         value = data["regex_engine"]
         if value not in ENGINES:
             check.error(
-                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {value!r:.40}"
+                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {_show(value)}"
             )
         else:
             engine = value
@@ -364,7 +387,7 @@ def _catalogue(check: _Checker, raw: object) -> dict[str, Endpoint]:
     out: dict[str, Endpoint] = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
-            check.error("endpoints", f"endpoint ids must be non-empty strings, got {key!r:.40}")
+            check.error("endpoints", f"endpoint ids must be non-empty strings, got {_show(key)}")
             continue
         path = _join("endpoints", key)
         if isinstance(value, Mapping):
@@ -460,7 +483,7 @@ def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match
                 if not isinstance(name, str) or not name:
                     check.error(
                         f"{path}.attributes",
-                        f"attribute names must be non-empty strings, got {name!r:.40}",
+                        f"attribute names must be non-empty strings, got {_show(name)}",
                     )
                     good = False
                     continue
@@ -492,7 +515,7 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
         return None
     case = data.get("case", "sensitive")
     if case not in CASE_MODES:
-        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {case!r:.40}")
+        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {_show(case)}")
         return None
     kind = kinds[0]
     if kind == "present":
@@ -582,7 +605,7 @@ def _target(
         if algorithm not in hashing.ALGORITHMS:
             check.error(
                 f"{path}.algorithm",
-                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {algorithm!r:.40}",
+                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {_show(algorithm)}",
             )
         hash_on: tuple[str, ...] = ()
         if "hash_on" in data and data["hash_on"] != []:
@@ -597,12 +620,12 @@ def _target(
         if missing_key not in MISSING_KEY_POLICIES:
             check.error(
                 f"{path}.missing_key",
-                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {missing_key!r:.40}",
+                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {_show(missing_key)}",
             )
         panic = data.get("panic_threshold", 0.5)
         if isinstance(panic, bool) or not isinstance(panic, int | float) or not 0 <= panic <= 1:
             check.error(
-                f"{path}.panic_threshold", f"expected a number from 0 to 1, got {panic!r:.40}"
+                f"{path}.panic_threshold", f"expected a number from 0 to 1, got {_show(panic)}"
             )
         options: dict[str, int] = {}
         if "options" in data:

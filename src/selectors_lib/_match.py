@@ -53,13 +53,17 @@ def getter(source: str) -> Callable[[Criteria], str | None]:
         ValueError: ``source`` names no field and is not ``attributes.<name>``.
     """
     if source in FIELDS:
-        return operator.attrgetter(source)  # type: ignore[no-any-return]
+        return operator.attrgetter(source)
     if source.startswith("attributes.") and len(source) > len("attributes."):
         name = source[len("attributes.") :].lower()
         return lambda criteria: criteria.attributes.get(name)
     raise ValueError(
         f"unknown source {source!r}; expected one of {', '.join(FIELDS)} or attributes.<name>"
     )
+
+
+def _always(criteria: Criteria) -> bool:
+    return True
 
 
 def _preview(value: str, limit: int = 60) -> str:
@@ -87,29 +91,42 @@ class FieldMatch:
     case: str = "sensitive"
     compiled: tuple[Pattern, ...] = attrs.field(default=(), eq=False, repr=False)
     max_length: int = attrs.field(default=4096, eq=False, repr=False)
-    _equals_set: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    test: Callable[[str | None], bool] = attrs.field(init=False, eq=False, repr=False)
+    """Return whether a value satisfies this matcher (a function specialised at build)."""
 
     def __attrs_post_init__(self) -> None:
-        # Membership only: a set never decides an order here.
-        object.__setattr__(self, "_equals_set", frozenset(self.equals))
+        object.__setattr__(self, "test", self._specialise())
 
-    def test(self, value: str | None) -> bool:
-        """Return whether ``value`` satisfies this matcher."""
+    def _specialise(self) -> Callable[[str | None], bool]:
+        # One small closure per matcher: the hot path pays for no branch it
+        # does not need. Every closure treats None as absent.
         if self.present is not None:
-            return (value is not None) is self.present
-        if value is None:
-            return False
-        if self.case == "lower":
-            value = value.lower()
+            want = self.present
+            return lambda value: (value is not None) is want
+        lower = self.case == "lower"
         if self.compiled:
-            if len(value) > self.max_length:
-                return False
-            return any(p.fullmatch(value) is not None for p in self.compiled)
+            cap = self.max_length
+            if len(self.compiled) == 1:
+                full = self.compiled[0].fullmatch
+                if lower:
+                    return lambda v: v is not None and len(v) <= cap and full(v.lower()) is not None
+                return lambda v: v is not None and len(v) <= cap and full(v) is not None
+            patterns = tuple(p.fullmatch for p in self.compiled)
+            return lambda v: (
+                v is not None
+                and len(v) <= cap
+                and any(f(v.lower() if lower else v) is not None for f in patterns)
+            )
         if self.case == "ignore":
-            return any(equals_ignore_case(value, v) for v in self.equals)
-        # With case "lower" only the request value was lowercased: a configured
-        # value with capitals never matches, exactly as such a Spinnaker pattern.
-        return value in self._equals_set
+            values = self.equals
+            return lambda v: v is not None and any(equals_ignore_case(v, x) for x in values)
+        # Membership only: a set never decides an order here. With case "lower"
+        # only the request value is lowercased: a configured value with capitals
+        # never matches, exactly as such a Spinnaker pattern.
+        accepted = frozenset(self.equals)
+        if lower:
+            return lambda v: v is not None and v.lower() in accepted
+        return lambda v: v is not None and v in accepted
 
     def describe(self) -> str:
         """A short human description, e.g. ``regex 'big.*' (lowercased)``."""
@@ -149,20 +166,23 @@ class Match:
     """
 
     fields: tuple[tuple[str, FieldMatch], ...] = ()
-    _tests: tuple[tuple[Callable[[Criteria], str | None], FieldMatch], ...] = attrs.field(
-        init=False, eq=False, repr=False
-    )
+    test: Callable[[Criteria], bool] = attrs.field(init=False, eq=False, repr=False)
+    """Return whether every field matches (a function specialised at build)."""
 
     def __attrs_post_init__(self) -> None:
-        tests = tuple((getter(source), matcher) for source, matcher in self.fields)
-        object.__setattr__(self, "_tests", tests)
-
-    def test(self, criteria: Criteria) -> bool:
-        """Return whether every field matches."""
-        for get, matcher in self._tests:
-            if not matcher.test(get(criteria)):
-                return False
-        return True
+        tests = tuple((getter(source), matcher.test) for source, matcher in self.fields)
+        predicate: Callable[[Criteria], bool]
+        if not tests:
+            predicate = _always
+        elif len(tests) == 1:
+            ((get, test),) = tests
+            predicate = lambda criteria: test(get(criteria))  # noqa: E731
+        elif len(tests) == 2:
+            (get1, test1), (get2, test2) = tests
+            predicate = lambda criteria: test1(get1(criteria)) and test2(get2(criteria))  # noqa: E731
+        else:
+            predicate = lambda criteria: all(test(get(criteria)) for get, test in tests)  # noqa: E731
+        object.__setattr__(self, "test", predicate)
 
     def explain(self, criteria: Criteria) -> tuple[bool, str]:
         """Test every field, and give the reason (the first failing field, or all that passed)."""

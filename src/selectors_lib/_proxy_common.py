@@ -52,7 +52,9 @@ HOP_BY_HOP: frozenset[str] = frozenset(
 _MAX_CONNECTION_TOKENS = 64
 
 
-def decide(router: Router, criteria: Criteria, *, explain: bool) -> tuple[Endpoint, Decision | None]:
+def decide(
+    router: Router, criteria: Criteria, *, explain: bool
+) -> tuple[Endpoint, Decision | None]:
     """Route ``criteria``, with the full :class:`Decision` when ``explain`` is set.
 
     ``Router.explain`` emits no event of its own; when observers listen, a
@@ -97,8 +99,8 @@ def connection_tokens(values: Iterable[str]) -> frozenset[str]:
     """
     names: list[str] = []
     for value in values:
-        for token in value.split(",", _MAX_CONNECTION_TOKENS):
-            token = token.strip().lower()
+        for part in value.split(",", _MAX_CONNECTION_TOKENS):
+            token = part.strip().lower()
             if token:
                 names.append(token)
             if len(names) >= _MAX_CONNECTION_TOKENS:

@@ -10,6 +10,7 @@ RE2, which runs in linear time by construction.
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any, Protocol
 
@@ -17,12 +18,10 @@ __all__ = ["ENGINES", "Pattern", "compile_pattern", "nested_quantifier"]
 
 ENGINES: tuple[str, ...] = ("re", "re2")
 
-try:  # Python 3.11+: the parser moved; keep a private import in one place.
-    import re._parser as _sre_parse  # type: ignore[import-not-found,unused-ignore]
-    import re._constants as _sre_constants  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
-    import sre_constants as _sre_constants  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# The standard library's own parser: private, but stable since 3.11 and the only
+# faithful view of how ``re`` reads a pattern.
+_sre_parse: Any = importlib.import_module("re._parser")
+_sre_constants: Any = importlib.import_module("re._constants")
 
 
 class Pattern(Protocol):

@@ -37,6 +37,6 @@ def test_hashing_assignments_independent_of_hash_seed() -> None:
     assert a == b
     assert sorted(a) == sorted(ALGORITHMS)
     # And the parent process (its own random seed) agrees with both.
-    hosts = ["10.0.0.%d:8080" % i for i in range(23)] + ["h\u00e9te", "\U0001f600"]
+    hosts = [f"10.0.0.{i}:8080" for i in range(23)] + ["h\u00e9te", "\U0001f600"]
     t = build("rendezvous", hosts, weights={h: 1 + i % 3 for i, h in enumerate(hosts)})
-    assert [t.lookup("key-%d" % i) for i in range(300)] == a["rendezvous"][:300]
+    assert [t.lookup(f"key-{i}") for i in range(300)] == a["rendezvous"][:300]

@@ -18,8 +18,8 @@ from typing import Any
 
 import attrs
 
-from .._errors import ConfigIssue
-from .._pool import Endpoint
+from selectors_lib._errors import ConfigIssue
+from selectors_lib._pool import Endpoint
 
 __all__ = [
     "DEFAULT_MAX_LAG_BYTES",
@@ -176,7 +176,9 @@ class _Check:
             if not isinstance(key, str):
                 self.error(path, f"keys must be strings, got {_kind(key)} {key!r:.40}")
             elif key not in allowed:
-                self.error(_join(path, key[:60]), f"unknown key; expected one of {', '.join(allowed)}")
+                self.error(
+                    _join(path, key[:60]), f"unknown key; expected one of {', '.join(allowed)}"
+                )
             else:
                 out[key] = value
         return out
@@ -392,7 +394,9 @@ def _redis(
                 continue
             replicas.append((key, url))
     else:
-        check.error(where, f"expected a list of endpoint ids or a mapping, got {_kind(raw_replicas)}")
+        check.error(
+            where, f"expected a list of endpoint ids or a mapping, got {_kind(raw_replicas)}"
+        )
     max_lag: int | None = DEFAULT_MAX_LAG_BYTES
     if "max_lag_bytes" in data:
         max_lag = check.integer(data["max_lag_bytes"], f"{path}.max_lag_bytes", 0, 1 << 50)

@@ -1,0 +1,236 @@
+"""Watching a configuration file and reloading the router when it changes.
+
+Polling, not inotify: it works the same on every platform, inside containers
+and on network file systems, and a config file is small enough to read every
+second. A change is a new *fingerprint* (modification time in nanoseconds, size
+and SHA-256 of the content), so an edit that keeps the size and lands within
+the file system's timestamp granularity is still seen.
+
+Every distinct state of the file gets exactly one reload attempt: a broken file
+is reported once (log + failed :class:`~selectors_lib.ReloadEvent`), not every
+poll, and the next edit is tried again. The router's own
+:meth:`~selectors_lib.Router.reload` guarantees the old configuration keeps
+serving when the new one fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+
+from ._errors import ConfigError
+from ._router import Router
+
+__all__ = ["FileReloader", "Fingerprint"]
+
+_log = logging.getLogger("selectors_lib.reload")
+
+
+@attrs.frozen
+class Fingerprint:
+    """What identifies one state of a file.
+
+    Args:
+        mtime_ns: Modification time in nanoseconds.
+        size: Size in bytes.
+        digest: SHA-256 of the content, hex.
+    """
+
+    mtime_ns: int
+    size: int
+    digest: str
+
+
+def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
+    """Fingerprint the file at ``path``; None when it cannot be read.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its fingerprint, or None if it is missing or unreadable.
+    """
+    try:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+    return Fingerprint(stat.st_mtime_ns, stat.st_size, digest)
+
+
+class FileReloader:
+    """Poll a configuration file and reload ``router`` whenever it changes.
+
+    Use it as a thread (:meth:`start`/:meth:`stop` or ``with``), as an asyncio
+    task (``async with`` or ``await reloader.run()``), or call :meth:`check`
+    yourself (from a SIGHUP handler, say). The file as it is at construction is
+    taken to be what the router already serves.
+
+    Args:
+        router: The router to reload.
+        path: The configuration file (any format :func:`~selectors_lib.load_config` reads).
+        interval: Seconds between polls.
+        logger: Where reload results are logged (``selectors_lib.reload`` by default).
+
+    Raises:
+        ValueError: ``interval`` is not positive.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        path: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval!r}")
+        self.router = router
+        self.path = Path(path)
+        self.interval = interval
+        self.log = logger or _log
+        #: The error of the last failed reload, None after a successful one.
+        self.last_error: Exception | None = None
+        #: Reload attempts made, and how many succeeded.
+        self.attempts = 0
+        self.successes = 0
+        self._seen = fingerprint(self.path)
+        # Serialises check(): a manual check and the polling thread must not
+        # reload the same state twice or interleave their bookkeeping.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- one poll ----------------------------------------------------------------
+
+    def check(self) -> bool:
+        """Reload if the file changed since the last check.
+
+        Never raises for a bad file: the error is logged, kept in
+        :attr:`last_error` and emitted by the router as a failed reload event.
+
+        Returns:
+            True when the file had changed and a reload was attempted.
+        """
+        with self._lock:
+            current = fingerprint(self.path)
+            if current == self._seen:
+                return False
+            # Remember it before reloading: a broken state is tried once only.
+            self._seen = current
+            self.attempts += 1
+            try:
+                config = self.router.reload(self.path)
+            except ConfigError as exc:
+                self.last_error = exc
+                self.log.error(
+                    "reloading %s failed; the previous configuration keeps serving: %s",
+                    self.path,
+                    exc,
+                )
+                return True
+            except Exception as exc:  # an ImportError, a bug: never kill the watcher
+                self.last_error = exc
+                self.log.exception(
+                    "reloading %s failed; the previous configuration keeps serving", self.path
+                )
+                return True
+            self.last_error = None
+            self.successes += 1
+            self.log.info(
+                "reloaded %s (generation %d, %d rules)",
+                self.path,
+                self.router.generation,
+                len(config.rules) + 1,
+            )
+            for warning in config.warnings:
+                self.log.warning("%s: %s", self.path, warning)
+            return True
+
+    # -- as a thread -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start polling in a daemon thread.
+
+        Raises:
+            RuntimeError: Already running.
+        """
+        if self._thread is not None or self._task is not None:
+            raise RuntimeError("this FileReloader is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"selectors-reload:{self.path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the polling thread and wait for it (a reload in progress finishes).
+
+        Args:
+            timeout: Seconds to wait at most (None: until it ends).
+        """
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
+
+    def __enter__(self) -> FileReloader:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- as an asyncio task ------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll until cancelled, without blocking the event loop.
+
+        Each check (file read, parse, table build) runs in a worker thread, so
+        requests on the loop keep being served during a reload.
+        """
+        while True:
+            await asyncio.sleep(self.interval)
+            await asyncio.to_thread(self.check)
+
+    async def __aenter__(self) -> FileReloader:
+        if self._thread is not None or self._task is not None:
+            raise RuntimeError("this FileReloader is already running")
+        self._task = asyncio.create_task(self.run(), name=f"selectors-reload:{self.path.name}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                # Our own cancellation of the task, unless we are cancelled too.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise

@@ -1,0 +1,200 @@
+"""OpenTelemetry metrics for a router, through ``opentelemetry-api`` only.
+
+Install with ``pip install 'selectors-lib[otel]'``. The SDK (or any other
+implementation) is the application's choice: pass a meter from it::
+
+    meter = opentelemetry.metrics.get_meter("selectors_lib")
+    instrument(router, meter=meter)
+
+Instruments (OpenTelemetry conventions: dot-separated names, no ``_total``,
+UCUM units, namespaced attributes):
+
+- ``selectors.decisions`` (counter, ``{decision}``; ``selectors.rule``,
+  ``selectors.endpoint``): routing decisions.
+- ``selectors.failovers`` (counter, ``{decision}``; same attributes): decisions
+  whose key's first choice was down; ``selectors.endpoint`` took over.
+- ``selectors.panic_decisions`` (counter, ``{decision}``; ``selectors.rule``).
+- ``selectors.select.duration`` (histogram, ``s``): time ``select()`` took.
+- ``selectors.endpoint.ejections`` (counter, ``{ejection}``; ``selectors.endpoint``,
+  ``selectors.ejection.reason``).
+- ``selectors.endpoint.readmissions`` (counter, ``{readmission}``; ``selectors.endpoint``).
+- ``selectors.endpoint.up`` (observable gauge, ``1``; ``selectors.endpoint``).
+- ``selectors.config.reloads`` (counter, ``{reload}``; ``selectors.reload.result``:
+  ``ok`` or ``failed``).
+- ``selectors.replica.lag`` (observable gauge, ``By``; ``selectors.endpoint``):
+  no point while the lag could not be read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+try:
+    from opentelemetry.metrics import CallbackOptions, Meter, Observation
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "selectors_lib.otel needs opentelemetry-api: pip install 'selectors-lib[otel]'"
+    ) from None
+
+from ._events import Event, HealthEvent, LagEvent, ReloadEvent, SelectEvent
+from ._router import Router
+
+__all__ = ["DEFAULT_BUCKETS", "OTelObserver", "instrument"]
+
+#: Advised histogram boundaries for ``select()`` (microseconds to 100 ms); the
+#: SDK's defaults start at 5 (ms-oriented) and would lump everything together.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    5e-3,
+    1e-2,
+    0.1,
+)
+
+RULE = "selectors.rule"
+ENDPOINT = "selectors.endpoint"
+REASON = "selectors.ejection.reason"
+RESULT = "selectors.reload.result"
+
+
+class OTelObserver:
+    """An event observer that records OpenTelemetry metrics.
+
+    Create one per meter and subscribe it to any number of routers
+    (:meth:`observe`). Calling it is thread-safe.
+
+    Args:
+        meter: The meter that creates the instruments.
+        buckets: Advised histogram boundaries for the latency, in seconds.
+    """
+
+    def __init__(self, meter: Meter, *, buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
+        self.decisions = meter.create_counter(
+            "selectors.decisions", unit="{decision}", description="Routing decisions."
+        )
+        self.failovers = meter.create_counter(
+            "selectors.failovers",
+            unit="{decision}",
+            description="Decisions whose key's first choice was down.",
+        )
+        self.panics = meter.create_counter(
+            "selectors.panic_decisions",
+            unit="{decision}",
+            description="Decisions made by a pool in panic (health ignored).",
+        )
+        self.duration = meter.create_histogram(
+            "selectors.select.duration",
+            unit="s",
+            description="Time select() took.",
+            explicit_bucket_boundaries_advisory=list(buckets),
+        )
+        self.ejections = meter.create_counter(
+            "selectors.endpoint.ejections",
+            unit="{ejection}",
+            description="Endpoints ejected from routing.",
+        )
+        self.readmissions = meter.create_counter(
+            "selectors.endpoint.readmissions",
+            unit="{readmission}",
+            description="Endpoints readmitted to routing.",
+        )
+        self.reloads = meter.create_counter(
+            "selectors.config.reloads", unit="{reload}", description="Configuration reloads."
+        )
+        # Gauges are observed at collection time from the last known values:
+        # the asynchronous instruments exist in every opentelemetry-api version.
+        self._lock = threading.Lock()
+        self._up: dict[str, int] = {}
+        self._lag: dict[str, int] = {}
+        meter.create_observable_gauge(
+            "selectors.endpoint.up",
+            callbacks=[self._observe_up],
+            unit="1",
+            description="1 when the endpoint takes traffic, 0 when ejected.",
+        )
+        meter.create_observable_gauge(
+            "selectors.replica.lag",
+            callbacks=[self._observe_lag],
+            unit="By",
+            description="Replication lag of a replica behind its master.",
+        )
+        # Attribute dicts are reused for the hot path (one per rule/endpoint pair).
+        self._attrs: dict[tuple[str, str], dict[str, str]] = {}
+
+    def observe(self, router: Router) -> Callable[[], None]:
+        """Subscribe to ``router``'s events and record its endpoints as up or down.
+
+        Returns:
+            A function that unsubscribes again.
+        """
+        with self._lock:
+            for endpoint_id, health in router.health.items():
+                self._up[endpoint_id] = 1 if health.healthy else 0
+        return router.events.subscribe(self)
+
+    def __call__(self, event: Event) -> None:
+        """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
+        if isinstance(event, SelectEvent):
+            key = (event.rule, event.endpoint_id)
+            attributes = self._attrs.get(key)
+            if attributes is None:
+                attributes = self._attrs.setdefault(
+                    key, {RULE: event.rule, ENDPOINT: event.endpoint_id}
+                )
+            self.decisions.add(1, attributes)
+            self.duration.record(event.seconds)
+            if event.failover:
+                self.failovers.add(1, attributes)
+            if event.panic:
+                self.panics.add(1, {RULE: event.rule})
+        elif isinstance(event, HealthEvent):
+            if event.healthy:
+                self.readmissions.add(1, {ENDPOINT: event.endpoint_id})
+            else:
+                self.ejections.add(
+                    1, {ENDPOINT: event.endpoint_id, REASON: event.reason or "unknown"}
+                )
+            with self._lock:
+                self._up[event.endpoint_id] = 1 if event.healthy else 0
+        elif isinstance(event, ReloadEvent):
+            self.reloads.add(1, {RESULT: "ok" if event.ok else "failed"})
+        elif isinstance(event, LagEvent):
+            with self._lock:
+                if event.lag_bytes is None:
+                    self._lag.pop(event.endpoint_id, None)
+                else:
+                    self._lag[event.endpoint_id] = event.lag_bytes
+
+    def _observe_up(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = sorted(self._up.items())
+        return [Observation(value, {ENDPOINT: endpoint}) for endpoint, value in items]
+
+    def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = sorted(self._lag.items())
+        return [Observation(value, {ENDPOINT: endpoint}) for endpoint, value in items]
+
+
+def instrument(router: Router, *, meter: Meter) -> OTelObserver:
+    """Create the router instruments with ``meter`` and subscribe them to ``router``.
+
+    Args:
+        router: The router to measure.
+        meter: The meter to create instruments with.
+
+    Returns:
+        The observer; subscribe it to further routers with :meth:`OTelObserver.observe`.
+    """
+    observer = OTelObserver(meter)
+    observer.observe(router)
+    return observer

@@ -1,0 +1,220 @@
+"""Prometheus metrics for a router, through ``prometheus_client``.
+
+Install with ``pip install 'selectors-lib[prometheus]'``. Nothing is registered
+at import: metrics live in the registry you pass, so tests and multi-tenant
+processes keep separate registries::
+
+    registry = prometheus_client.CollectorRegistry()
+    instrument(router, registry=registry)
+
+Metrics (Prometheus conventions: base units, ``_total`` on counters):
+
+- ``selectors_decisions_total{rule, endpoint}`` (counter): routing decisions.
+- ``selectors_failovers_total{rule, endpoint}`` (counter): decisions whose key's
+  first choice was down; ``endpoint`` is the replica that took over.
+- ``selectors_panic_decisions_total{rule}`` (counter): decisions by a pool in panic.
+- ``selectors_select_duration_seconds`` (histogram): time ``select()`` took.
+- ``selectors_ejections_total{endpoint, reason}`` (counter): endpoints ejected.
+- ``selectors_readmissions_total{endpoint}`` (counter): endpoints readmitted.
+- ``selectors_endpoint_up{endpoint}`` (gauge): 1 taking traffic, 0 ejected.
+- ``selectors_config_reloads_total{result}`` (counter): ``ok`` or ``failed``.
+- ``selectors_config_last_reload_successful`` (gauge): 1 or 0.
+- ``selectors_replica_lag_bytes{endpoint}`` (gauge): replication lag; NaN when
+  it could not be read.
+
+Label values come from the configuration (rule names, endpoint ids), never
+from requests, so cardinality is bounded by the configuration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+try:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "selectors_lib.prometheus needs prometheus_client: pip install 'selectors-lib[prometheus]'"
+    ) from None
+
+from ._events import Event, HealthEvent, LagEvent, ReloadEvent, SelectEvent
+from ._router import Router
+
+__all__ = ["DEFAULT_BUCKETS", "PrometheusObserver", "instrument"]
+
+#: Histogram buckets for ``select()``: it takes microseconds, so the default
+#: Prometheus buckets (5 ms and up) would put every observation in the first one.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    5e-3,
+    1e-2,
+    0.1,
+)
+
+
+class PrometheusObserver:
+    """An event observer that keeps Prometheus metrics.
+
+    One observer registers its metrics once in ``registry``; subscribe it to
+    as many routers as share that registry (:meth:`observe`). Calling it is
+    thread-safe (``prometheus_client`` metrics are).
+
+    Args:
+        registry: Where the metrics are registered.
+        namespace: Prefix of every metric name.
+        buckets: Upper bounds of the latency histogram, in seconds.
+
+    Raises:
+        ValueError: A metric of the same name is already in ``registry``
+            (one observer per registry and namespace).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        namespace: str = "selectors",
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        def name(suffix: str) -> str:
+            return f"{namespace}_{suffix}"
+
+        # prometheus_client appends _total to counters itself.
+        self.decisions = Counter(
+            name("decisions"),
+            "Routing decisions, by winning rule and chosen endpoint.",
+            ("rule", "endpoint"),
+            registry=registry,
+        )
+        self.failovers = Counter(
+            name("failovers"),
+            "Decisions whose key's first choice was down; endpoint is the replica that took over.",
+            ("rule", "endpoint"),
+            registry=registry,
+        )
+        self.panics = Counter(
+            name("panic_decisions"),
+            "Decisions made by a pool in panic (too few live endpoints, health ignored).",
+            ("rule",),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            name("select_duration_seconds"),
+            "Time select() took, in seconds.",
+            registry=registry,
+            buckets=tuple(buckets),
+        )
+        self.ejections = Counter(
+            name("ejections"),
+            "Endpoints ejected from routing, by reason (manual, probe, lag).",
+            ("endpoint", "reason"),
+            registry=registry,
+        )
+        self.readmissions = Counter(
+            name("readmissions"),
+            "Endpoints readmitted to routing.",
+            ("endpoint",),
+            registry=registry,
+        )
+        self.up = Gauge(
+            name("endpoint_up"),
+            "1 when the endpoint takes traffic, 0 when ejected.",
+            ("endpoint",),
+            registry=registry,
+        )
+        self.reloads = Counter(
+            name("config_reloads"),
+            "Configuration reloads, by result (ok, failed).",
+            ("result",),
+            registry=registry,
+        )
+        self.last_reload_ok = Gauge(
+            name("config_last_reload_successful"),
+            "1 if the last configuration reload succeeded, 0 if it failed.",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            name("replica_lag_bytes"),
+            "Replication lag of a replica behind its master (NaN: could not be read).",
+            ("endpoint",),
+            registry=registry,
+        )
+        # Resolving label children takes a lock and a tuple build in
+        # prometheus_client; decisions are the hot path, so keep the children.
+        self._decision_children: dict[tuple[str, str], Callable[[], None]] = {}
+        self._observe_duration = self.duration.observe
+        # Start the reload counters at zero so rate() and alerts see both series.
+        self.reloads.labels("ok")
+        self.reloads.labels("failed")
+
+    def observe(self, router: Router) -> Callable[[], None]:
+        """Subscribe to ``router``'s events and record its endpoints as up or down.
+
+        Args:
+            router: The router to watch.
+
+        Returns:
+            A function that unsubscribes again.
+        """
+        for endpoint_id, health in sorted(router.health.items()):
+            self.up.labels(endpoint_id).set(1 if health.healthy else 0)
+        return router.events.subscribe(self)
+
+    def __call__(self, event: Event) -> None:
+        """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
+        if isinstance(event, SelectEvent):
+            key = (event.rule, event.endpoint_id)
+            inc = self._decision_children.get(key)
+            if inc is None:
+                inc = self._decision_children.setdefault(key, self.decisions.labels(*key).inc)
+            inc()
+            self._observe_duration(event.seconds)
+            if event.failover:
+                self.failovers.labels(*key).inc()
+            if event.panic:
+                self.panics.labels(event.rule).inc()
+        elif isinstance(event, HealthEvent):
+            if event.healthy:
+                self.readmissions.labels(event.endpoint_id).inc()
+            else:
+                self.ejections.labels(event.endpoint_id, event.reason or "unknown").inc()
+            self.up.labels(event.endpoint_id).set(1 if event.healthy else 0)
+        elif isinstance(event, ReloadEvent):
+            self.reloads.labels("ok" if event.ok else "failed").inc()
+            self.last_reload_ok.set(1 if event.ok else 0)
+        elif isinstance(event, LagEvent):
+            value = math.nan if event.lag_bytes is None else float(event.lag_bytes)
+            self.lag.labels(event.endpoint_id).set(value)
+
+
+def instrument(
+    router: Router, *, registry: CollectorRegistry, namespace: str = "selectors"
+) -> PrometheusObserver:
+    """Register the router metrics in ``registry`` and subscribe them to ``router``.
+
+    Args:
+        router: The router to measure.
+        registry: Where to register (pass ``prometheus_client.REGISTRY`` for
+            the process-wide default).
+        namespace: Prefix of every metric name.
+
+    Returns:
+        The observer; subscribe it to further routers with
+        :meth:`PrometheusObserver.observe`.
+
+    Raises:
+        ValueError: The metrics are already registered in ``registry``.
+    """
+    observer = PrometheusObserver(registry, namespace=namespace)
+    observer.observe(router)
+    return observer

@@ -1,0 +1,232 @@
+"""Reading values the way Spring binds Spinnaker's YAML, with clear errors.
+
+Spring hands Spinnaker lists that sit inside free-form maps as index-keyed maps
+(``{0: a, 1: b}`` or ``{"0": a}``), converts ``"10"`` to an ``int`` property,
+binds ``base-url`` to ``baseUrl`` and reads flat dotted keys
+(``dynamic-routing.enabled: true``) like nested ones. These helpers do the same,
+and report what they cannot read into a shared issue list instead of raising, so
+a loader reports every problem of a file at once.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from selectors_lib._errors import ConfigIssue
+
+__all__ = [
+    "INT32",
+    "Issues",
+    "as_bool",
+    "as_int",
+    "as_list",
+    "as_strings",
+    "check_url",
+    "describe",
+    "lookup",
+    "mapping_at",
+]
+
+INT32 = (-(2**31), 2**31 - 1)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+# Spring's StringToBooleanConverter spellings.
+_TRUE = frozenset({"true", "on", "yes", "1"})
+_FALSE = frozenset({"false", "off", "no", "0"})
+
+Issues = list[ConfigIssue]
+
+
+def describe(value: object) -> str:
+    """Name the kind of a parsed YAML value for messages."""
+    if value is None:
+        return "nothing (null)"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] | None:
+    """Read a list given as a real list or as an index-keyed map.
+
+    Args:
+        value: A list/tuple, or a mapping whose keys are the indices
+            ``0..n-1`` (ints or decimal strings, in any order).
+        path: Where the value sits, for messages.
+        where: Prefix naming the entry (``entry 2 (https://...): ``).
+        issues: Problems are appended here.
+
+    Returns:
+        The items in index order, or ``None`` after recording an issue. An
+        empty list is an issue: Spring binds ``[]`` to an empty string and
+        Spinnaker then fails with a ClassCastException.
+    """
+    if isinstance(value, list | tuple):
+        items = list(value)
+    elif isinstance(value, Mapping):
+        indexed: dict[int, Any] = {}
+        for key, item in value.items():
+            index: int | None = None
+            if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
+                index = key
+            elif isinstance(key, str) and _INDEX.fullmatch(key):
+                index = int(key)
+            if index is None:
+                issues.append(
+                    ConfigIssue(
+                        path,
+                        f"{where}expected a list (or a map keyed 0, 1, ...), "
+                        f"got a mapping with key {key!r:.40}",
+                    )
+                )
+                return None
+            if index in indexed:
+                issues.append(ConfigIssue(path, f"{where}index {index} is given twice"))
+                return None
+            indexed[index] = item
+        if sorted(indexed) != list(range(len(indexed))):
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"{where}an index-keyed list must use the keys 0..{len(indexed) - 1}, "
+                    f"got {sorted(indexed)[:10]}",
+                )
+            )
+            return None
+        items = [indexed[i] for i in range(len(indexed))]
+    else:
+        issues.append(ConfigIssue(path, f"{where}expected a list, got {describe(value)}"))
+        return None
+    if not items:
+        issues.append(ConfigIssue(path, f"{where}must not be an empty list"))
+        return None
+    return items
+
+
+def as_strings(value: object, path: str, where: str, issues: Issues) -> tuple[str, ...] | None:
+    """Read a non-empty list (or index-keyed map) of strings."""
+    items = as_list(value, path, where, issues)
+    if items is None:
+        return None
+    good = True
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            issues.append(
+                ConfigIssue(
+                    f"{path}[{i}]",
+                    f"{where}expected a string, got {describe(item)} {item!r:.40}"
+                    + (" (quote it)" if isinstance(item, int | float | bool) else ""),
+                )
+            )
+            good = False
+    return tuple(items) if good else None
+
+
+def as_int(value: object, path: str, where: str, issues: Issues) -> int | None:
+    """Read an ``int`` property: an integer, or decimal text as Spring converts it."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,10}\s*", value):
+        number = int(value)
+    if number is None:
+        issues.append(ConfigIssue(path, f"{where}expected an integer, got {describe(value)}"))
+        return None
+    if not INT32[0] <= number <= INT32[1]:
+        issues.append(ConfigIssue(path, f"{where}must fit a Java int, got {number}"))
+        return None
+    return number
+
+
+def as_bool(value: object, path: str, issues: Issues) -> bool | None:
+    """Read a boolean property: a YAML boolean or one of Spring's spellings."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    issues.append(ConfigIssue(path, f"expected true or false, got {describe(value)}"))
+    return None
+
+
+def check_url(value: object, path: str, where: str, issues: Issues) -> str | None:
+    """Check a base URL as strictly as the native loader checks endpoint URLs.
+
+    Spinnaker would accept anything here and fail on the first call; we reject
+    at load what the native format would reject, so a converted configuration
+    always loads.
+    """
+    if not isinstance(value, str):
+        issues.append(ConfigIssue(path, f"{where}expected a URL string, got {describe(value)}"))
+        return None
+    problem = None
+    if not value:
+        problem = "must not be empty"
+    elif len(value) > 2048:
+        problem = "longer than 2048 characters"
+    elif any(c.isspace() for c in value):
+        problem = "contains white space"
+    else:
+        try:
+            parts = urllib.parse.urlsplit(value)
+            _ = parts.port  # raises on a bad port
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if not _SCHEME.fullmatch(parts.scheme or ""):
+                problem = "missing scheme (e.g. https://)"
+            elif not parts.hostname:
+                problem = "missing host"
+    if problem:
+        issues.append(ConfigIssue(path, f"{where}invalid URL {value!r:.80}: {problem}"))
+        return None
+    return value
+
+
+def _normal(name: str) -> str:
+    # Spring's relaxed binding: baseUrl, base-url, base_url and BASEURL are one property.
+    return name.replace("-", "").replace("_", "").lower()
+
+
+def lookup(node: object, path: Sequence[str]) -> object:
+    """Find a property by path in a parsed Spring YAML document.
+
+    Keys match with Spring's relaxed binding (case, ``-`` and ``_`` ignored), and
+    a flat dotted key (``services.clouddriver.baseUrl: ...``) counts as the
+    nested path. The first non-null value in document order wins.
+
+    Args:
+        node: The document (or a part of it).
+        path: Property names, e.g. ``("clouddriver", "readonly", "baseUrls")``.
+
+    Returns:
+        The value, or ``None`` when absent.
+    """
+    if not path:
+        return node
+    if not isinstance(node, Mapping):
+        return None
+    wanted = [_normal(p) for p in path]
+    for key, value in node.items():
+        if not isinstance(key, str):
+            continue
+        parts = [_normal(p) for p in key.split(".")]
+        if len(parts) > len(wanted) or parts != wanted[: len(parts)]:
+            continue
+        found = lookup(value, path[len(parts) :])
+        if found is not None:
+            return found
+    return None
+
+
+def mapping_at(root: Mapping[str, Any], path: Sequence[str]) -> Mapping[Any, Any] | None:
+    """The mapping found at ``path`` (see :func:`lookup`), or ``None``."""
+    found = lookup(root, path)
+    return found if isinstance(found, Mapping) else None

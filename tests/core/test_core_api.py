@@ -1,0 +1,77 @@
+"""The public API: curated, sorted, complete, typed."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import selectors_lib
+from selectors_lib._demo import SAMPLES, run_demo
+
+PUBLIC_MODULES = ["selectors_lib", "selectors_lib.hashing", "selectors_lib.spinnaker"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_complete(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported), "keep __all__ sorted"
+    assert len(set(exported)) == len(exported)
+    for item in exported:
+        assert hasattr(module, item), item
+    # Complete: every public name defined or re-exported at top level is listed.
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and not inspect.ismodule(v)
+        and n not in {"annotations", "TYPE_CHECKING", "Any"}
+        and getattr(v, "__module__", name).startswith("selectors_lib")
+    }
+    assert public <= set(exported) | {"annotations"}, public - set(exported)
+
+
+def test_exceptions_subclass_the_nearest_builtin() -> None:
+    assert issubclass(selectors_lib.ConfigError, ValueError)
+    assert issubclass(selectors_lib.ConfigError, selectors_lib.SelectorsError)
+    assert issubclass(selectors_lib.NoEndpointError, LookupError)
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(selectors_lib.__file__).parent / "py.typed").exists()
+
+
+def test_values_are_frozen_and_hashable() -> None:
+    c = selectors_lib.Criteria(application="a")
+    with pytest.raises(AttributeError):
+        c.application = "b"  # type: ignore[misc]
+    assert {c: 1}[selectors_lib.Criteria(application="a")] == 1
+
+
+def test_demo_routes_every_sample_and_shows_failover() -> None:
+    out = io.StringIO()
+    assert run_demo(out) == 0
+    text = out.getvalue()
+    assert text.count("    route   : ") == len(SAMPLES) + 1
+    assert "rule    : ui (priority 20)" in text
+    assert "rule    : big-applications (priority 40)" in text
+    assert "also matched, lower rank: ui" in text
+    assert "skipped : " in text
+    assert "Readmitted, the key returns to" in text
+
+
+def test_core_imports_no_framework() -> None:
+    code = (
+        "import sys, selectors_lib, selectors_lib.hashing;"
+        "bad = {'httpx', 'starlette', 'uvicorn', 'redis', 'prometheus_client', 'opentelemetry', 'yaml'}"
+        " & {m.split('.')[0] for m in sys.modules};"
+        "print(sorted(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
