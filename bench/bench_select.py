@@ -53,7 +53,9 @@ def make_population(size: int, rng: random.Random) -> list[Criteria]:
             application=apps[pick_app()],
             authenticated_user=users[pick_user()],
             origin="deck" if roll < 0.4 else "api",
-            execution_type="orchestration" if orchestration else ("pipeline" if roll > 0.6 else None),
+            execution_type="orchestration"
+            if orchestration
+            else ("pipeline" if roll > 0.6 else None),
             execution_id=f"exec-{rng.randrange(5000)}" if orchestration else None,
         )
         population[criteria] = None
@@ -82,26 +84,36 @@ def spinnaker_baseline(config: dict[str, Any]) -> Callable[[Criteria], str]:
             selectors.append((-(2**31), lambda c: True, service))
             continue
         tests: list[Callable[[Criteria], bool]] = []
-        for field, spec in route.get("match", {}).items():
-            if isinstance(spec, str):
-                spec = {"equals": spec}
+        for field, raw_spec in route.get("match", {}).items():
+            spec = {"equals": raw_spec} if isinstance(raw_spec, str) else raw_spec
             case = spec.get("case", "sensitive")
             if "regex" in spec:
                 pattern = spec["regex"]
 
-                def test(c: Criteria, f: str = field, p: str = pattern, lower: bool = case == "lower") -> bool:
+                def test(
+                    c: Criteria, f: str = field, p: str = pattern, lower: bool = case == "lower"
+                ) -> bool:
                     value = getattr(c, f)
-                    return value is not None and re.fullmatch(p, value.lower() if lower else value) is not None
+                    return (
+                        value is not None
+                        and re.fullmatch(p, value.lower() if lower else value) is not None
+                    )
 
             else:
                 wanted = spec["equals"]
 
-                def test(c: Criteria, f: str = field, w: str = wanted, ignore: bool = case == "ignore") -> bool:
+                def test(
+                    c: Criteria, f: str = field, w: str = wanted, ignore: bool = case == "ignore"
+                ) -> bool:
                     value = getattr(c, f)
-                    return value is not None and (value.lower() == w.lower() if ignore else value == w)
+                    return value is not None and (
+                        value.lower() == w.lower() if ignore else value == w
+                    )
 
             tests.append(test)
-        selectors.append((route.get("priority", 0), lambda c, t=tuple(tests): all(x(c) for x in t), service))
+        selectors.append(
+            (route.get("priority", 0), lambda c, t=tuple(tests): all(x(c) for x in t), service)
+        )
 
     def select(criteria: Criteria) -> str:
         best: tuple[int, str] | None = None
@@ -113,7 +125,9 @@ def spinnaker_baseline(config: dict[str, Any]) -> Callable[[Criteria], str]:
     return select
 
 
-def measure(fn: Callable[[Criteria], object], stream: Sequence[Criteria], batch: int = 200) -> tuple[float, float]:
+def measure(
+    fn: Callable[[Criteria], object], stream: Sequence[Criteria], batch: int = 200
+) -> tuple[float, float]:
     """Return (median ns per call over batches, calls per second overall)."""
     for c in stream[:2000]:
         fn(c)  # warm up (and fill caches, as in steady state)
@@ -139,12 +153,18 @@ def main() -> None:
     raw = yaml.safe_load(example_config_text())
     stream = make_stream(50_000 if args.quick else 300_000)
     cached = Router(load_config(raw))
-    uncached = Router(parse_config({**raw, "settings": {**raw.get("settings", {}), "cache_size": 0}}))
+    uncached = Router(
+        parse_config({**raw, "settings": {**raw.get("settings", {}), "cache_size": 0}})
+    )
     baseline = spinnaker_baseline(raw)
 
     # The three must agree on the rule's first endpoint where the rule is a single endpoint.
     rows = []
-    for name, fn in (("selectors_lib cached", cached.select), ("selectors_lib uncached", uncached.select), ("spinnaker-style scan", baseline)):
+    for name, fn in (
+        ("selectors_lib cached", cached.select),
+        ("selectors_lib uncached", uncached.select),
+        ("spinnaker-style scan", baseline),
+    ):
         p50, rate = measure(fn, stream)
         rows.append((name, p50, rate))
     base_p50 = rows[-1][1]
@@ -160,7 +180,9 @@ def main() -> None:
     warm = list(dict.fromkeys(stream))[: cached.config.settings.cache_size // 2] * 4
     hit_p50, hit_rate = measure(cached.select, warm)
     miss_p50, _ = measure(uncached.select, warm)
-    print(f"cache hits only: p50 {hit_p50:.0f} ns/call, {hit_rate:,.0f} calls/s ({miss_p50 / hit_p50:.1f}x uncached)")
+    print(
+        f"cache hits only: p50 {hit_p50:.0f} ns/call, {hit_rate:,.0f} calls/s ({miss_p50 / hit_p50:.1f}x uncached)"
+    )
 
 
 if __name__ == "__main__":

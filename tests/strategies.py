@@ -13,7 +13,8 @@ WORDS = st.sampled_from(
     ["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "alice", "bob", "app1", "big", ""]
 )
 ODD = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from("ßİıſKẞ\x00\n"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("ßİıſKẞ\x00\n"),
     max_size=40,
 )
 VALUES = st.one_of(st.none(), WORDS, ODD, st.text(max_size=5000).map(lambda s: s * 2))
@@ -61,7 +62,9 @@ def native_configs(draw: st.DrawFn, *, distinct_priorities: bool = False) -> dic
     """A valid native configuration with 1-6 rules over a small alphabet."""
     count = draw(st.integers(1, 6))
     if distinct_priorities:
-        priorities = draw(st.lists(st.integers(-50, 50), min_size=count, max_size=count, unique=True))
+        priorities = draw(
+            st.lists(st.integers(-50, 50), min_size=count, max_size=count, unique=True)
+        )
     else:
         priorities = draw(st.lists(st.integers(-3, 3), min_size=count, max_size=count))
     routes: list[dict[str, Any]] = []

@@ -397,9 +397,9 @@ def _catalogue(check: _Checker, raw: object) -> dict[str, Endpoint]:
             if "url" not in entry:
                 check.error(path, "missing key 'url'")
                 continue
-            value = entry["url"]
-            path = f"{path}.url"
-        url = _url(check, value, path)
+            url = _url(check, entry["url"], f"{path}.url")
+        else:
+            url = _url(check, value, path)
         if url is not None:
             out[key] = Endpoint(key, url)
     return out
@@ -533,7 +533,8 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
                 if value != value.lower():
                     check.warn(
                         f"{path}.equals[{i}]",
-                        f"{value!r} has capitals but the request value is lowercased: it never matches",
+                        f"{value!r} has capitals but the request value is lowercased: "
+                        "it never matches",
                     )
         return FieldMatch(equals=values, case=case)
     compiled = []
@@ -558,7 +559,8 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
         if settings.regex_engine == "re" and nested_quantifier(pattern):
             check.warn(
                 where,
-                f"pattern {pattern!r:.80} nests quantifiers and may backtrack catastrophically; simplify it or use regex_engine: re2",
+                f"pattern {pattern!r:.80} nests quantifiers and may backtrack "
+                "catastrophically; simplify it or use regex_engine: re2",
             )
     if not good:
         return None
@@ -596,7 +598,8 @@ def _target(
                 if member[0].id in seen:
                     check.error(
                         f"{path}.endpoints[{i}]",
-                        f"endpoint {member[0].id!r} is already in this pool (endpoints[{seen[member[0].id]}])",
+                        f"endpoint {member[0].id!r} is already in this pool "
+                        f"(endpoints[{seen[member[0].id]}])",
                     )
                     continue
                 seen[member[0].id] = i
@@ -728,7 +731,8 @@ def _shadowing(check: _Checker, rules: Sequence[tuple[int, Rule]]) -> None:
             if all(src in narrow and _covers(m, narrow[src]) for src, m in wide.items()):
                 check.warn(
                     f"routes[{index}]",
-                    f"rule {rule.name!r} can never win: rule {earlier.name!r} (routes[{earlier_index}]) "
+                    f"rule {rule.name!r} can never win: rule {earlier.name!r} "
+                    f"(routes[{earlier_index}]) "
                     "matches every request it matches and is tried first",
                 )
                 break

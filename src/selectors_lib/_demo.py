@@ -43,7 +43,9 @@ SAMPLES: tuple[tuple[str, Criteria], ...] = (
     ),
     (
         "A pipeline run by a person: the default pool, hashed on the application",
-        Criteria(execution_type="pipeline", authenticated_user="dave@example.com", application="search"),
+        Criteria(
+            execution_type="pipeline", authenticated_user="dave@example.com", application="search"
+        ),
     ),
     ("A request with nothing known about it", Criteria()),
 )
@@ -51,7 +53,9 @@ SAMPLES: tuple[tuple[str, Criteria], ...] = (
 
 def example_config_text() -> str:
     """The bundled example configuration (YAML)."""
-    return importlib.resources.files(__package__).joinpath("examples/netflix.yaml").read_text("utf-8")
+    return (
+        importlib.resources.files(__package__).joinpath("examples/netflix.yaml").read_text("utf-8")
+    )
 
 
 def _describe(criteria: Criteria) -> str:
@@ -78,7 +82,9 @@ def _render(out: TextIO, router: Router, number: int, title: str, decision: Deci
     out.write(f"    route   : {endpoint.id}  {endpoint.url}\n")
     out.write(f"    rule    : {decision.rule} ({prio})\n")
     out.write(f"    why     : {won.reason}\n")
-    outranked = [t.name for t in decision.considered if t.matched and not t.won and t.priority is not None]
+    outranked = [
+        t.name for t in decision.considered if t.matched and not t.won and t.priority is not None
+    ]
     if outranked:
         out.write(f"    also matched, lower rank: {', '.join(outranked)}\n")
     if decision.key is not None:
@@ -121,5 +127,7 @@ def run_demo(out: TextIO) -> int:
     out.write(f"Replica {held.id} falls behind its master and is ejected:\n\n")
     _render(out, router, 1, title + ", again", decision)
     router.mark_up(held)
-    out.write(f"Readmitted, the key returns to {router.select(criteria).id}: reads stay consistent.\n")
+    out.write(
+        f"Readmitted, the key returns to {router.select(criteria).id}: reads stay consistent.\n"
+    )
     return 0

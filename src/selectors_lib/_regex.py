@@ -127,7 +127,8 @@ def _walk(items: Any, *, inside_unbounded: bool) -> bool:
         elif op is _sre_constants.BRANCH:
             if any(_walk(branch, inside_unbounded=inside_unbounded) for branch in av[1]):
                 return True
-        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
-            if _walk(av[1], inside_unbounded=inside_unbounded):
-                return True
+        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT) and _walk(
+            av[1], inside_unbounded=inside_unbounded
+        ):
+            return True
     return False

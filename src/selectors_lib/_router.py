@@ -208,7 +208,16 @@ def _table_key(pool: Pool) -> _TableKey:
 class _Snapshot:
     """Everything one decision reads; never mutated after construction (but the cache)."""
 
-    __slots__ = ("_tests", "cache", "config", "default_state", "generation", "health", "lock", "ordered")
+    __slots__ = (
+        "_tests",
+        "cache",
+        "config",
+        "default_state",
+        "generation",
+        "health",
+        "lock",
+        "ordered",
+    )
 
     def __init__(
         self,
@@ -317,7 +326,7 @@ class Router:
                 return cache[criteria]
             except KeyError:
                 pass
-        rule, state = snap.winner(criteria)
+        state = snap.winner(criteria)[1]
         endpoint = state.pick(criteria)
         if cache is not None and state.deterministic:
             with snap.lock:
@@ -492,4 +501,3 @@ class Router:
     def _swap(self, config: RouterConfig, health: Mapping[str, EndpointHealth]) -> None:
         # Caller holds the write lock.
         self._snapshot = _Snapshot(config, self._tables, health, self._snapshot.generation + 1)
-

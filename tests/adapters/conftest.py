@@ -35,8 +35,12 @@ def _listening_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_asgi(app: Any, *, lifespan: str = "off") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL."""
+def serve_asgi(app: Any, *, lifespan: str = "off", proxy: bool = False) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL.
+
+    ``proxy=True`` turns off uvicorn's own ``Server``/``Date`` headers, as
+    docs/asgi.md recommends for :class:`SelectorsProxy` (the upstream's pass through).
+    """
     sock = _listening_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -48,6 +52,8 @@ def serve_asgi(app: Any, *, lifespan: str = "off") -> Iterator[str]:
         log_level="critical",
         access_log=False,
         timeout_graceful_shutdown=1,
+        server_header=not proxy,
+        date_header=not proxy,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -73,5 +73,7 @@ def test_core_imports_no_framework() -> None:
         " & {m.split('.')[0] for m in sys.modules};"
         "print(sorted(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

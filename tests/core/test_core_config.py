@@ -49,7 +49,9 @@ def as_json() -> str:
     return json.dumps(yaml.safe_load(YAML))
 
 
-@pytest.mark.parametrize(("suffix", "text"), [(".yaml", YAML), (".yml", YAML), (".toml", TOML), ("json", None)])
+@pytest.mark.parametrize(
+    ("suffix", "text"), [(".yaml", YAML), (".yml", YAML), (".toml", TOML), ("json", None)]
+)
 def test_every_format_loads_the_same(tmp_path: Path, suffix: str, text: str | None) -> None:
     if text is None:
         suffix, text = ".json", as_json()
@@ -100,39 +102,116 @@ def base(**route: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (base(match={"application": {"regex": "(bad"}}),
-         "routes[0].match.application.regex: invalid regular expression: missing ), unterminated subpattern at position 0"),
-        (base(match={"application": {"regex": ["ok", "[z-a]"]}}),
-         "routes[0].match.application.regex[1]: invalid regular expression: bad character range z-a at position 1"),
-        (base(match={"aplication": "x"}), "routes[0].match.aplication: unknown key; expected one of application, authenticated_user, execution_type, execution_id, origin, location, account, cloud_provider, attributes"),
+        (
+            base(match={"application": {"regex": "(bad"}}),
+            "routes[0].match.application.regex: invalid regular expression: missing ), unterminated subpattern at position 0",
+        ),
+        (
+            base(match={"application": {"regex": ["ok", "[z-a]"]}}),
+            "routes[0].match.application.regex[1]: invalid regular expression: bad character range z-a at position 1",
+        ),
+        (
+            base(match={"aplication": "x"}),
+            "routes[0].match.aplication: unknown key; expected one of application, authenticated_user, execution_type, execution_id, origin, location, account, cloud_provider, attributes",
+        ),
         (base(priority="high"), "routes[0].priority: expected an integer, got a string"),
         (base(priority=True), "routes[0].priority: expected an integer, got a boolean"),
         (base(priority=1.5), "routes[0].priority: expected an integer, got a number"),
-        (base(priority=2**40), "routes[0].priority: must be between -2147483648 and 2147483647, got 1099511627776"),
+        (
+            base(priority=2**40),
+            "routes[0].priority: must be between -2147483648 and 2147483647, got 1099511627776",
+        ),
         (base(target={"endpoints": []}), "routes[0].target.endpoints: must not be empty"),
-        (base(target={"endpoints": ["nope"]}), "routes[0].target.endpoints[0]: unknown endpoint 'nope'; known: e"),
-        (base(target={"endpoints": [{"url": "not a url"}]}), "routes[0].target.endpoints[0].url: invalid URL 'not a url': missing scheme (e.g. https://)"),
-        (base(target={"endpoints": [{"url": "http://"}]}), "routes[0].target.endpoints[0].url: invalid URL 'http://': missing host"),
-        (base(target={"endpoints": [{"url": "http://h:99999"}]}), "routes[0].target.endpoints[0].url: invalid URL 'http://h:99999': Port out of range 0-65535"),
-        (base(target={"endpoints": [{"id": "e", "weight": 0}]}), "routes[0].target.endpoints[0].weight: must be between 1 and 1000000, got 0"),
-        (base(target={"endpoints": ["e", "e"]}), "routes[0].target.endpoints[1]: endpoint 'e' is already in this pool (endpoints[0])"),
-        (base(target={"endpoints": ["e"], "algorithm": "magic"}), "routes[0].target.algorithm: expected one of "),
-        (base(target={"endpoints": ["e"], "hash_on": ["nobody"]}), "routes[0].target.hash_on[0]: unknown source 'nobody'"),
-        (base(target={"endpoints": ["e"], "missing_key": "guess"}), "routes[0].target.missing_key: expected one of first, round_robin, reject, got 'guess'"),
-        (base(target={"endpoints": ["e"], "panic_threshold": 2}), "routes[0].target.panic_threshold: expected a number from 0 to 1, got 2"),
-        (base(match={"origin": {"equals": "a", "regex": "b"}}), "routes[0].match.origin: give exactly one of equals, regex or present (got equals and regex)"),
-        (base(match={"origin": {"equals": "a", "case": "upper"}}), "routes[0].match.origin.case: expected one of sensitive, lower, ignore, got 'upper'"),
+        (
+            base(target={"endpoints": ["nope"]}),
+            "routes[0].target.endpoints[0]: unknown endpoint 'nope'; known: e",
+        ),
+        (
+            base(target={"endpoints": [{"url": "not a url"}]}),
+            "routes[0].target.endpoints[0].url: invalid URL 'not a url': missing scheme (e.g. https://)",
+        ),
+        (
+            base(target={"endpoints": [{"url": "http://"}]}),
+            "routes[0].target.endpoints[0].url: invalid URL 'http://': missing host",
+        ),
+        (
+            base(target={"endpoints": [{"url": "http://h:99999"}]}),
+            "routes[0].target.endpoints[0].url: invalid URL 'http://h:99999': Port out of range 0-65535",
+        ),
+        (
+            base(target={"endpoints": [{"id": "e", "weight": 0}]}),
+            "routes[0].target.endpoints[0].weight: must be between 1 and 1000000, got 0",
+        ),
+        (
+            base(target={"endpoints": ["e", "e"]}),
+            "routes[0].target.endpoints[1]: endpoint 'e' is already in this pool (endpoints[0])",
+        ),
+        (
+            base(target={"endpoints": ["e"], "algorithm": "magic"}),
+            "routes[0].target.algorithm: expected one of ",
+        ),
+        (
+            base(target={"endpoints": ["e"], "hash_on": ["nobody"]}),
+            "routes[0].target.hash_on[0]: unknown source 'nobody'",
+        ),
+        (
+            base(target={"endpoints": ["e"], "missing_key": "guess"}),
+            "routes[0].target.missing_key: expected one of first, round_robin, reject, got 'guess'",
+        ),
+        (
+            base(target={"endpoints": ["e"], "panic_threshold": 2}),
+            "routes[0].target.panic_threshold: expected a number from 0 to 1, got 2",
+        ),
+        (
+            base(match={"origin": {"equals": "a", "regex": "b"}}),
+            "routes[0].match.origin: give exactly one of equals, regex or present (got equals and regex)",
+        ),
+        (
+            base(match={"origin": {"equals": "a", "case": "upper"}}),
+            "routes[0].match.origin.case: expected one of sensitive, lower, ignore, got 'upper'",
+        ),
         (base(match={"origin": []}), "routes[0].match.origin: must not be an empty list"),
-        (base(match={"origin": [1]}), "routes[0].match.origin[0]: expected a string, got an integer"),
-        (base(match={"attributes": {"x-t": {"present": "yes"}}}), "routes[0].match.attributes.x-t.present: expected true or false, got a string"),
-        (base(colour="red"), "routes[0].colour: unknown key; expected one of name, description, priority, default, match, target"),
+        (
+            base(match={"origin": [1]}),
+            "routes[0].match.origin[0]: expected a string, got an integer",
+        ),
+        (
+            base(match={"attributes": {"x-t": {"present": "yes"}}}),
+            "routes[0].match.attributes.x-t.present: expected true or false, got a string",
+        ),
+        (
+            base(colour="red"),
+            "routes[0].colour: unknown key; expected one of name, description, priority, default, match, target",
+        ),
         (base(name=""), "routes[0].name: must not be empty"),
-        ({"routes": [{"name": "d", "default": True, "target": "e"}], "endpoints": {"e": "ftp//x"}}, "endpoints.e: invalid URL 'ftp//x': missing scheme (e.g. https://)"),
+        (
+            {
+                "routes": [{"name": "d", "default": True, "target": "e"}],
+                "endpoints": {"e": "ftp//x"},
+            },
+            "endpoints.e: invalid URL 'ftp//x': missing scheme (e.g. https://)",
+        ),
         ({"routes": "all"}, "routes: expected a list, got a string"),
         ({}, "routes: missing: a configuration needs at least a default route"),
         ([], "expected a mapping, got a list"),
-        ({"version": 2, "routes": [{"name": "d", "default": True, "target": {"endpoints": [{"url": "http://x"}]}}]}, "version: unsupported version 2; expected 1"),
-        ({"settings": {"regex_engine": "pcre"}, "routes": [{"name": "d", "default": True, "target": {"endpoints": [{"url": "http://x"}]}}]}, "settings.regex_engine: expected one of re, re2, got 'pcre'"),
+        (
+            {
+                "version": 2,
+                "routes": [
+                    {"name": "d", "default": True, "target": {"endpoints": [{"url": "http://x"}]}}
+                ],
+            },
+            "version: unsupported version 2; expected 1",
+        ),
+        (
+            {
+                "settings": {"regex_engine": "pcre"},
+                "routes": [
+                    {"name": "d", "default": True, "target": {"endpoints": [{"url": "http://x"}]}}
+                ],
+            },
+            "settings.regex_engine: expected one of re, re2, got 'pcre'",
+        ),
     ],
 )
 def test_each_error_names_its_path(data: Any, expected: str) -> None:
@@ -160,7 +239,10 @@ def test_two_defaults_and_duplicate_names() -> None:
 
 
 def test_default_has_no_priority_or_match() -> None:
-    data = {"endpoints": {"e": "http://e.test"}, "routes": [{"name": "d", "default": True, "priority": 3, "match": {}, "target": "e"}]}
+    data = {
+        "endpoints": {"e": "http://e.test"},
+        "routes": [{"name": "d", "default": True, "priority": 3, "match": {}, "target": "e"}],
+    }
     found = errors(data)
     assert any(f.startswith("routes[0].priority: the default route") for f in found)
     assert any(f.startswith("routes[0].match: the default route") for f in found)
@@ -212,7 +294,9 @@ class TestFiles:
         with pytest.raises(ConfigError, match="not UTF-8"):
             load_config(path)
 
-    @pytest.mark.parametrize(("suffix", "text"), [(".json", "{"), (".toml", "a = "), (".yaml", "a: [")])
+    @pytest.mark.parametrize(
+        ("suffix", "text"), [(".json", "{"), (".toml", "a = "), (".yaml", "a: [")]
+    )
     def test_syntax_errors(self, tmp_path: Path, suffix: str, text: str) -> None:
         path = tmp_path / f"r{suffix}"
         path.write_text(text)
@@ -239,7 +323,12 @@ class TestWarnings:
             "endpoints": {"e": "http://e.test"},
             "routes": [
                 {"name": "all-deck", "priority": 5, "match": {"origin": "deck"}, "target": "e"},
-                {"name": "deck-app", "priority": 1, "match": {"origin": "deck", "application": "x"}, "target": "e"},
+                {
+                    "name": "deck-app",
+                    "priority": 1,
+                    "match": {"origin": "deck", "application": "x"},
+                    "target": "e",
+                },
                 {"name": "catch-all", "priority": 9, "target": "e"},
                 {"name": "d", "default": True, "target": "e"},
             ],
@@ -253,8 +342,18 @@ class TestWarnings:
         data = {
             "endpoints": {"e": "http://e.test"},
             "routes": [
-                {"name": "narrow", "priority": 5, "match": {"origin": "deck", "application": "x"}, "target": "e"},
-                {"name": "wide", "priority": 5, "match": {"origin": ["deck", "api"]}, "target": "e"},
+                {
+                    "name": "narrow",
+                    "priority": 5,
+                    "match": {"origin": "deck", "application": "x"},
+                    "target": "e",
+                },
+                {
+                    "name": "wide",
+                    "priority": 5,
+                    "match": {"origin": ["deck", "api"]},
+                    "target": "e",
+                },
                 {"name": "d", "default": True, "target": "e"},
             ],
         }
@@ -262,7 +361,12 @@ class TestWarnings:
 
     def test_risky_pattern_and_never_matching_value(self) -> None:
         config = load_config(
-            base(match={"application": {"regex": "(a+)+$"}, "account": {"equals": "Prod", "case": "lower"}})
+            base(
+                match={
+                    "application": {"regex": "(a+)+$"},
+                    "account": {"equals": "Prod", "case": "lower"},
+                }
+            )
         )
         messages = [str(w) for w in config.warnings]
         assert any("nests quantifiers" in m for m in messages)

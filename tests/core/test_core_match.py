@@ -108,7 +108,9 @@ class TestMatch:
         assert Match().explain(Criteria()) == (True, "matches every request")
 
     def test_explain_names_the_failing_field(self) -> None:
-        m = Match((("application", FieldMatch(equals=("a",))), ("origin", FieldMatch(equals=("deck",)))))
+        m = Match(
+            (("application", FieldMatch(equals=("a",))), ("origin", FieldMatch(equals=("deck",))))
+        )
         ok, why = m.explain(Criteria(application="a", origin="api"))
         assert not ok
         assert why == "origin 'api' does not match = 'deck'"
@@ -128,9 +130,7 @@ def test_equals_ignore_case_is_per_character() -> None:
 def test_equals_ignore_case_is_symmetric_and_reflexive(a: str, b: str) -> None:
     assert equals_ignore_case(a, a)
     assert equals_ignore_case(a, b) == equals_ignore_case(b, a)
-    if a.lower() == b.lower() and len(a) == len(b) and all(
-        len(x.lower()) == 1 for x in a + b
-    ):
+    if a.lower() == b.lower() and len(a) == len(b) and all(len(x.lower()) == 1 for x in a + b):
         assert equals_ignore_case(a, b)
 
 

@@ -40,7 +40,9 @@ def test_the_winner_matches_and_nothing_outranks_it(config: dict[str, Any], c: C
         assert (other.priority, -other_index) <= (winner.priority, -index)
 
 
-@given(native_configs(distinct_priorities=True), st.randoms(), st.lists(simple_criteria(), max_size=10))
+@given(
+    native_configs(distinct_priorities=True), st.randoms(), st.lists(simple_criteria(), max_size=10)
+)
 def test_declaration_order_is_irrelevant_with_distinct_priorities(
     config: dict[str, Any], rnd: Any, requests: list[Criteria]
 ) -> None:
@@ -64,13 +66,31 @@ def test_the_default_takes_everything_no_rule_matches(config: dict[str, Any], c:
 ODD_CONFIG = {
     "endpoints": {"a": "http://a.test", "b": "http://b.test", "c": "http://c.test"},
     "routes": [
-        {"name": "app", "priority": 3, "match": {"application": {"regex": "big.*", "case": "lower"}}, "target": "a"},
-        {"name": "ui", "priority": 2, "match": {"origin": {"equals": "deck", "case": "ignore"}}, "target": "b"},
-        {"name": "tenant", "priority": 1, "match": {"attributes": {"x-tenant": {"present": True}}}, "target": "c"},
+        {
+            "name": "app",
+            "priority": 3,
+            "match": {"application": {"regex": "big.*", "case": "lower"}},
+            "target": "a",
+        },
+        {
+            "name": "ui",
+            "priority": 2,
+            "match": {"origin": {"equals": "deck", "case": "ignore"}},
+            "target": "b",
+        },
+        {
+            "name": "tenant",
+            "priority": 1,
+            "match": {"attributes": {"x-tenant": {"present": True}}},
+            "target": "c",
+        },
         {
             "name": "d",
             "default": True,
-            "target": {"endpoints": ["a", "b", "c"], "hash_on": ["authenticated_user", "attributes.x-tenant"]},
+            "target": {
+                "endpoints": ["a", "b", "c"],
+                "hash_on": ["authenticated_user", "attributes.x-tenant"],
+            },
         },
     ],
 }

@@ -163,7 +163,9 @@ class TestPools:
             router.select(Criteria())
 
     def test_attribute_key_source(self) -> None:
-        router = load_router(config(default={"endpoints": ["a", "b"], "hash_on": ["attributes.x-tenant"]}))
+        router = load_router(
+            config(default={"endpoints": ["a", "b"], "hash_on": ["attributes.x-tenant"]})
+        )
         decision = router.explain(Criteria(attributes={"X-Tenant": "acme"}))
         assert (decision.key, decision.key_source) == ("acme", "attributes.x-tenant")
 

@@ -141,7 +141,7 @@ def test_hashing_weights_honoured(algorithm: str) -> None:
     hosts = [f"10.1.0.{i}:80" for i in range(4)]
     weights = dict(zip(hosts, (1, 2, 3, 4), strict=True))
     opts = {"slots": {"slots": 1 << 14}, "ring": {"min_ring_size": 1 << 14}}.get(algorithm, {})
-    table = build(algorithm, hosts, weights=weights, **opts)  # type: ignore[arg-type]
+    table = build(algorithm, hosts, weights=weights, **opts)
     n = 20000
     counts = Counter(
         table.lookup_hash((i * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)) for i in range(n)

@@ -41,7 +41,9 @@ def on_event(event: Event) -> None:
 
 
 def main() -> None:
-    router = load_router({"routes": [{"name": "d", "default": True, "target": {"endpoints": [{"url": "http://a"}]}}]})
+    router = load_router(
+        {"routes": [{"name": "d", "default": True, "target": {"endpoints": [{"url": "http://a"}]}}]}
+    )
     unsubscribe = router.events.subscribe(on_event)
     router.mark_down("http://a", reason="lag", detail="9 MB")
     unsubscribe()

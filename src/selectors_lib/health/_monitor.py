@@ -260,12 +260,12 @@ class HealthMonitor:
             submitted.append((probe, future))
         deadline = time.monotonic() + timeout * GUARD_FACTOR
         results: list[tuple[Probe, ProbeResult]] = []
-        for probe, future in submitted:
-            if future is None:
+        for probe, pending in submitted:
+            if pending is None:
                 results.append((probe, failed(probe, "previous check still running")))
                 continue
             try:
-                result = future.result(max(0.0, deadline - time.monotonic()))
+                result = pending.result(max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 result = failed(probe, f"no answer within {timeout * GUARD_FACTOR:g}s")
             except Exception as exc:

@@ -10,9 +10,9 @@ A replica observation is bad when it does not answer within the timeout, when
 its link to the master is down, when it replicates another history (its
 ``master_replid`` differs from the master's), or when its lag exceeds
 ``max_lag_bytes``. When the master itself cannot be read, no lag is known:
-replicas that answer get no verdict (they are not ejected for the master's
-trouble), replicas that do not answer are bad, and the round reports
-``master_ok=False``.
+replicas that answer get no verdict, even if their link is down (they are not
+ejected for the master's trouble); replicas that do not answer are bad; and the
+round reports ``master_ok=False``.
 """
 
 from __future__ import annotations
@@ -64,14 +64,16 @@ def replica_observation(master: _Info | None, replica: _Info, max_lag_bytes: int
     Returns:
         The observation: good, bad (reason ``lag``) or without verdict.
     """
+    if master is None:
+        # Its link is likely down too, but the master is the one in trouble: ejecting
+        # every replica for it would only move keys around. No verdict.
+        return Observation(None, detail="master unreadable: lag unknown")
     role = replica.get("role")
     if role != "slave":
         return Observation(False, "lag", f"not a replica (role {str(role)[:20]})")
     link = replica.get("master_link_status")
     if link != "up":
         return Observation(False, "lag", f"replication link {str(link)[:20]}")
-    if master is None:
-        return Observation(None, detail="master unreadable: lag unknown")
     master_offset = _offset(master, "master_repl_offset")
     replica_offset = _offset(replica, "slave_repl_offset")
     if replica_offset is None:

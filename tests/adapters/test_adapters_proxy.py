@@ -1,0 +1,194 @@
+"""SelectorsProxy under uvicorn, forwarding to real backends on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import routing_config, serve_asgi
+
+from selectors_lib import HeaderMapping, load_router
+from selectors_lib.asgi import SelectorsProxy
+
+
+@pytest.fixture(scope="module")
+def proxies(backends: dict[str, str]) -> Iterator[dict[str, str]]:
+    router = load_router(routing_config(backends))
+    plain = SelectorsProxy(router, timeout=0.5, debug_header="X-Selectors-Route")
+    trusting = SelectorsProxy(
+        router, mapping=HeaderMapping(trust_user_header=True), debug_header="X-Selectors-Route"
+    )
+    with (
+        serve_asgi(plain, lifespan="on", proxy=True) as one,
+        serve_asgi(trusting, lifespan="on", proxy=True) as two,
+    ):
+        yield {"plain": one, "trusting": two}
+
+
+@pytest.fixture
+def client(proxies: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=proxies["plain"], timeout=10) as c:
+        yield c
+
+
+def headers_of(echo: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in echo["headers"]:
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def test_routes_by_header_to_the_right_backend(client: httpx.Client) -> None:
+    keel = client.get("/applications/keel?expand=true", headers={"X-Spinnaker-Application": "keel"})
+    assert keel.status_code == 200
+    body = keel.json()
+    assert body["backend"] == "ro-1"
+    # ro-1's endpoint URL has a base path, which goes in front of the request's.
+    assert (body["path"], body["query"]) == ("/base/applications/keel", "expand=true")
+    deck = client.get("/applications", headers={"X-Spinnaker-User-Origin": "deck"}).json()
+    assert (deck["backend"], deck["path"]) == ("ro-2", "/applications")
+
+
+def test_host_is_rewritten_and_forwarded_headers_added(
+    client: httpx.Client, backends: dict[str, str], proxies: dict[str, str]
+) -> None:
+    body = client.get(
+        "/", headers={"X-Spinnaker-User-Origin": "deck", "X-Forwarded-For": "203.0.113.9"}
+    ).json()
+    seen = headers_of(body)
+    assert seen["host"] == [httpx.URL(backends["ro-2"]).netloc.decode()]
+    assert seen["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
+    assert seen["x-forwarded-proto"] == ["http"]
+    assert seen["x-forwarded-host"] == [httpx.URL(proxies["plain"]).netloc.decode()]
+
+
+def test_encoded_path_and_double_slash_reach_the_backend_verbatim(client: httpx.Client) -> None:
+    url = httpx.URL(str(client.base_url)).copy_with(raw_path=b"//evil.example/a%2Fb?q=%20")
+    body = client.get(url, headers={"X-Spinnaker-User-Origin": "deck"}).json()
+    assert body["backend"] == "ro-2"
+    assert (body["raw_path"], body["query"]) == ("//evil.example/a%2Fb", "q=%20")
+
+
+def test_request_body_streams_through(client: httpx.Client) -> None:
+    chunks = [bytes([i]) * 65536 for i in range(48)]  # 3 MiB, sent chunked
+    digest = hashlib.sha256(b"".join(chunks)).hexdigest()
+    body = client.post("/upload", content=iter(chunks)).json()
+    assert (body["body_size"], body["body_sha256"]) == (3 * 1024 * 1024, digest)
+    assert headers_of(body)["transfer-encoding"] == ["chunked"]
+    small = client.post("/upload", content=b"hello").json()
+    assert (small["body_size"], headers_of(small)["content-length"]) == (5, ["5"])
+
+
+def test_response_body_streams_through(client: httpx.Client) -> None:
+    with client.stream("GET", "/stream?n=500") as response:
+        assert response.status_code == 200
+        # No Content-Length: the proxy passed chunks on instead of buffering a body.
+        assert "content-length" not in response.headers
+        lines = [line for line in response.iter_lines() if line]
+    assert lines == [f"chunk {i}" for i in range(500)]
+
+
+def test_hop_by_hop_headers_are_stripped_both_ways(client: httpx.Client) -> None:
+    response = client.get(
+        "/hop",
+        headers={
+            "Connection": "keep-alive, X-Private-Hop",
+            "X-Private-Hop": "from-client",
+            "Keep-Alive": "timeout=300",
+            "TE": "trailers",
+            "Proxy-Authorization": "Basic c2VjcmV0",
+            "X-End-To-End": "kept",
+        },
+    )
+    seen = headers_of(response.json())
+    for name in ("connection", "x-private-hop", "keep-alive", "te", "proxy-authorization"):
+        assert name not in seen
+    assert seen["x-end-to-end"] == ["kept"]
+    # The backend's own hop-by-hop headers never reach the client; end-to-end ones do.
+    assert "x-private-hop" not in response.headers
+    assert "keep-alive" not in response.headers
+    assert response.headers["set-cookie"] == "session=abc; Path=/"
+
+
+def test_cookies_of_one_client_never_reach_another(proxies: dict[str, str]) -> None:
+    with httpx.Client(base_url=proxies["plain"], timeout=10) as first:
+        assert "set-cookie" in first.get("/hop").headers
+    with httpx.Client(base_url=proxies["plain"], timeout=10) as second:
+        assert "cookie" not in headers_of(second.get("/after").json())
+
+
+def test_backend_down_is_502(client: httpx.Client) -> None:
+    response = client.get("/", headers={"X-Spinnaker-Application": "broken"})
+    assert response.status_code == 502
+    assert response.headers["x-selectors-route"] == "rule=broken; endpoint=dead"
+
+
+def test_slow_backend_is_504(client: httpx.Client) -> None:
+    response = client.get("/slow?s=3")
+    assert response.status_code == 504
+    # The proxy keeps serving afterwards.
+    assert client.get("/").status_code == 200
+
+
+def test_rejecting_pool_is_503(client: httpx.Client) -> None:
+    response = client.get("/", headers={"X-Spinnaker-Application": "strict"})
+    assert response.status_code == 503
+
+
+def test_spoofed_user_header_is_ignored_unless_trusted(proxies: dict[str, str]) -> None:
+    spoof = {"X-Spinnaker-User": "mallory"}
+    with httpx.Client(timeout=10) as c:
+        plain = c.get(proxies["plain"] + "/", headers=spoof)
+        trusting = c.get(proxies["trusting"] + "/", headers=spoof)
+    assert plain.headers["x-selectors-route"] == "rule=main; endpoint=ro-1"
+    assert trusting.headers["x-selectors-route"].startswith("rule=by-user; ")
+    # The header itself is end-to-end: the backend still receives it.
+    assert headers_of(plain.json())["x-spinnaker-user"] == ["mallory"]
+
+
+def test_huge_and_odd_headers_never_crash(client: httpx.Client) -> None:
+    odd = bytes(range(0x80, 0x100)) * 4
+    response = client.get(
+        "/",
+        headers=[
+            (b"X-Spinnaker-Application", b"k" * 8000),
+            (b"X-Odd", odd),
+            *[(f"X-Many-{i}".encode(), b"v") for i in range(100)],
+        ],
+    )
+    assert response.status_code == 200
+    assert headers_of(response.json())["x-odd"] == [odd.decode("latin-1")]
+    # Far beyond the server's header limit: refused by the server, not a 5xx.
+    huge = client.get("/", headers={"X-Huge": "h" * 200_000})
+    assert 400 <= huge.status_code < 500
+    assert client.get("/").status_code == 200
+
+
+def test_malformed_request_line_does_not_take_the_proxy_down(proxies: dict[str, str]) -> None:
+    url = httpx.URL(proxies["plain"])
+    assert url.port is not None
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        sock.sendall(b"GET /\x00\xff?\r\n HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(1024)
+    assert not reply.startswith(b"HTTP/1.1 5")
+    with httpx.Client(timeout=10) as c:
+        assert c.get(proxies["plain"] + "/").status_code == 200
+
+
+def test_a_client_passed_in_is_used_and_left_open(backends: dict[str, str]) -> None:
+    router = load_router(routing_config(backends))
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(str(request.url))
+
+    client = httpx.AsyncClient(event_hooks={"request": [record]})
+    proxy = SelectorsProxy(router, client=client)
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
+        assert c.get(base + "/x").json()["backend"] == "ro-1"
+    assert seen == [backends["ro-1"] + "/x"]
+    assert not client.is_closed
