@@ -253,13 +253,26 @@ class _Snapshot:
         return self.default_state
 
 
+# Tables are pure functions of their key and immutable, so routers and reloads
+# share them: reloading a file whose pools did not change builds nothing.
+_TABLES: cachetools.LRUCache[_TableKey, hashing.HashTable] = cachetools.LRUCache(maxsize=256)
+_TABLES_LOCK = threading.Lock()
+
+
 def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
     tables: dict[_TableKey, hashing.HashTable] = {}
     for rule in (*config.rules, config.default):
         pool = rule.target
         key = _table_key(pool)
-        if len(pool.endpoints) > 1 and key not in tables:
-            tables[key] = pool.build_table()
+        if len(pool.endpoints) < 2 or key in tables:
+            continue
+        with _TABLES_LOCK:
+            table = _TABLES.get(key)
+        if table is None:
+            table = pool.build_table()  # outside the lock: builds can take milliseconds
+            with _TABLES_LOCK:
+                _TABLES[key] = table
+        tables[key] = table
     return tables
 
 

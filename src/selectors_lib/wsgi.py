@@ -61,8 +61,9 @@ def environ_headers(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
     ``HTTP_X_SPINNAKER_USER`` becomes ``x-spinnaker-user``; ``CONTENT_TYPE`` and
     ``CONTENT_LENGTH`` are included. Underscores and dashes are indistinguishable
-    in the environ; servers such as wsgiref and gunicorn drop headers spelled
-    with underscores so a client cannot forge ``X_SPINNAKER_USER``.
+    in the environ, so a client sending ``X_Spinnaker_User`` looks the same as
+    ``X-Spinnaker-User`` (gunicorn drops underscore headers by default; wsgiref
+    does not): one more reason never to trust the user header from clients.
 
     Args:
         environ: The WSGI environ.

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import serve_asgi
+from adapters_support import routing_config, serve_asgi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -79,8 +79,6 @@ def starlette_app(router: Router, **options: Any) -> Starlette:
 
 @pytest.fixture(scope="module")
 def served(backends: dict[str, str]) -> Iterator[dict[str, str]]:
-    from conftest import routing_config
-
     router = load_router(routing_config(backends))
     trusting = HeaderMapping(trust_user_header=True)
     with (
@@ -136,7 +134,9 @@ def test_authenticated_user_beats_trusted_header(served: dict[str, str]) -> None
 
 
 def test_same_user_always_lands_on_same_replica(served: dict[str, str]) -> None:
-    seen = {get(served["plain"], **{"X-Auth-Token": "user-17"}).json()["endpoint"] for _ in range(5)}
+    seen = {
+        get(served["plain"], **{"X-Auth-Token": "user-17"}).json()["endpoint"] for _ in range(5)
+    }
     assert len(seen) == 1
 
 
@@ -157,7 +157,9 @@ def test_lifespan_passes_through_to_the_app(served: dict[str, str]) -> None:
 
 def test_huge_and_odd_headers_are_capped_not_fatal(served: dict[str, str]) -> None:
     odd = "k\u00e9el\u00ff" * 2000  # latin-1 text, 10 000 characters
-    headers = [("X-Spinnaker-Application", odd)] + [(f"X-Junk-{i}", "\u00e9" * 50) for i in range(60)]
+    headers = [("X-Spinnaker-Application", odd)] + [
+        (f"X-Junk-{i}", "\u00e9" * 50) for i in range(60)
+    ]
     with httpx.Client(base_url=served["trusted"], timeout=10) as client:
         response = client.get("/", headers=[(k.encode(), v.encode("latin-1")) for k, v in headers])
     assert response.status_code == 200
@@ -258,6 +260,9 @@ def test_any_headers_route_somewhere(headers: list[tuple[bytes, bytes]], user: s
 
     app = SelectorsMiddleware(inner, router, debug_header="x-route")
     sent = run(app, {"type": "http", "headers": headers, "user": user})
-    assert got and got[0] in router.endpoints
+    assert got
+    assert got[0] in router.endpoints
     route = dict(sent[0]["headers"])[b"x-route"]
-    assert route.isascii() and b"\r" not in route and b"\n" not in route
+    assert route.isascii()
+    assert b"\r" not in route
+    assert b"\n" not in route

@@ -127,7 +127,16 @@ class MonitorStatus:
             "at": self.at,
             "churning": list(self.churning),
             "master_unreachable": list(self.master_unreachable),
-            "probes": [attrs.asdict(p, retain_collection_types=False) for p in self.probes],
+            "probes": [
+                {
+                    "name": p.name,
+                    "master_ok": p.master_ok,
+                    "detail": p.detail,
+                    "churn": p.churn,
+                    "lag": dict(p.lag),
+                }
+                for p in self.probes
+            ],
             "endpoints": {
                 endpoint_id: {
                     "healthy": state.healthy,
@@ -334,7 +343,7 @@ class HealthMonitor:
             state = self._tracker.state(endpoint_id)
             if not current.healthy:
                 if current != mine:
-                    self._tracker.pin(endpoint_id, now)
+                    pass
             elif not state.healthy and (state.pinned or (mine is not None and not mine.healthy)):
                 # Someone readmitted it (or a reload dropped what we ejected).
                 self._tracker.unpin(endpoint_id, now)
@@ -344,7 +353,7 @@ class HealthMonitor:
         # Log on transitions only: one line per outage, not one per round.
         if result.master_ok is False and name not in self._master_down:
             self._master_down.add(name)
-            _log.warning("%s: %s; replicas keep their state", name, result.detail)
+            _log.warning("%s: %s (replicas keep their state)", name, result.detail)
         elif result.master_ok and name in self._master_down:
             self._master_down.discard(name)
             _log.info("%s: master readable again", name)

@@ -95,7 +95,6 @@ def _route_name(selector: Selector) -> str:
 def convert_service(
     service: SelectableService,
     *,
-    source: str = "baseUrls",
     fields: Sequence[str] | None = None,
     routed: bool = True,
     notes: list[str] | None = None,
@@ -104,8 +103,6 @@ def convert_service(
 
     Args:
         service: The service.
-        source: Where its entries came from, for descriptions and notes
-            (``clouddriver.readonly.baseUrls``).
         fields: The criteria fields the caller ever fills (Gate fills only some);
             selectors reading other fields can never match and are dropped.
             ``None``: all fields.
@@ -123,7 +120,7 @@ def convert_service(
     default: Selector | None = None
 
     def drop(selector: Selector, why: str) -> None:
-        dropped.append(f"{source}[{selector.index}] ({selector.base_url}): {why}")
+        dropped.append(f"{selector.location} ({selector.base_url}): {why}")
 
     def outranks(a: Selector, b: Selector) -> bool:
         # v1 order: higher priority first, then config order.
@@ -138,34 +135,32 @@ def convert_service(
         if not routed:
             drop(s, "dynamic routing is off: every request is selected with empty criteria")
         elif default is not None and outranks(default, s):
-            drop(s, f"can never win: the default selector {source}[{default.index}] is tried first")
+            drop(s, f"can never win: the default selector {default.location} is tried first")
         elif not s.can_match:
             drop(s, f"{s.selector_class} without 'origin' never matches")
         elif fields is not None and s.field is not None and s.field not in fields:
             drop(s, f"{s.selector_class} reads {s.field}, which is never set here")
         else:
             kept.append(s)
-    if not routed and default is None:
-        # Empty criteria match nothing but default selectors: the first entry wins.
-        fallback = selectors[0]
-    else:
-        fallback = default if default is not None else selectors[0]
+    # Without routing, empty criteria match default selectors only, which is
+    # exactly what the fallback below captures.
+    fallback = default if default is not None else selectors[0]
     ids = _endpoint_ids([s.base_url for s in (*kept, fallback)])
     routes: list[dict[str, Any]] = []
     for s in kept:
         routes.append(
             {
                 "name": _route_name(s),
-                "description": f"{source}[{s.index}]: {s.describe()}",
+                "description": f"{s.location}: {s.describe()}",
                 "priority": s.priority,
                 "match": _field_spec(s),
                 "target": ids[s.base_url],
             }
         )
     if fallback.selector_class == DEFAULT_SELECTOR:
-        why = f"{source}[{fallback.index}] is a default selector (matches every request)"
+        why = f"{fallback.location} matches every request (a default selector)"
     else:
-        why = f"nothing matched: Spinnaker falls back to the first entry, {source}[0]"
+        why = f"nothing matched: Spinnaker falls back to the first entry, {fallback.location}"
     if dropped:
         why += "; dropped: " + "; ".join(dropped)
     routes.append(
@@ -206,7 +201,7 @@ def convert_orca(
         ValueError: ``role`` is not ``readonly`` or ``writeonly``.
     """
     service = from_orca_config(mapping, role)
-    return convert_service(service, source=f"clouddriver.{role}.baseUrls", notes=notes)
+    return convert_service(service, notes=notes)
 
 
 def convert_gate(
@@ -224,7 +219,6 @@ def convert_gate(
     gate = from_gate_config(mapping, service)
     return convert_service(
         gate.service,
-        source=f"services.{service}",
         fields=GATE_CRITERIA_FIELDS,
         routed=gate.routed,
         notes=notes,

@@ -22,6 +22,7 @@ import attrs
 
 from selectors_lib._errors import ConfigError, ConfigIssue
 from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
+
 from ._selectors import MAX_VALUE_LENGTH
 from ._spring import Issues, as_int, as_list, as_strings, check_url, describe
 
@@ -187,7 +188,9 @@ def _parameter(
 ) -> Parameter | None:
     if not isinstance(raw, Mapping):
         issues.append(
-            ConfigIssue(path, f"{where}expected a mapping with name and values, got {describe(raw)}")
+            ConfigIssue(
+                path, f"{where}expected a mapping with name and values, got {describe(raw)}"
+            )
         )
         return None
     name = raw.get("name")
@@ -196,7 +199,9 @@ def _parameter(
         issues.append(ConfigIssue(f"{path}.name", f"{where}missing required key 'name'"))
         good = False
     elif not isinstance(name, str):
-        issues.append(ConfigIssue(f"{path}.name", f"{where}expected a string, got {describe(name)}"))
+        issues.append(
+            ConfigIssue(f"{path}.name", f"{where}expected a string, got {describe(name)}")
+        )
         good = False
     values: tuple[str, ...] | None = None
     if raw.get("values") is None:
@@ -239,7 +244,9 @@ def _entry(
 ) -> ParameterEntry | None:
     if not isinstance(raw, Mapping):
         issues.append(
-            ConfigIssue(path, f"entry {index}: expected a mapping with baseUrl, got {describe(raw)}")
+            ConfigIssue(
+                path, f"entry {index}: expected a mapping with baseUrl, got {describe(raw)}"
+            )
         )
         return None
     raw_url = raw.get("baseUrl")
@@ -247,7 +254,9 @@ def _entry(
     before = len(issues)
     url = None
     if raw_url is None:
-        issues.append(ConfigIssue(f"{path}.baseUrl", f"entry {index}: missing required key 'baseUrl'"))
+        issues.append(
+            ConfigIssue(f"{path}.baseUrl", f"entry {index}: missing required key 'baseUrl'")
+        )
     else:
         url = check_url(raw_url, f"{path}.baseUrl", where, issues)
     priority = 0  # an unset Java int
@@ -301,17 +310,17 @@ def parameter_service(
     warnings: Issues = []
     url = check_url(default_url, "defaultUrl", "", issues)
     defaults: Mapping[str, Any] = {}
-    if default_config is not None:
-        if isinstance(default_config, Mapping):
-            defaults = default_config
-        else:
-            issues.append(
-                ConfigIssue("defaultConfig", f"expected a mapping, got {describe(default_config)}")
-            )
+    config_in: object = default_config
+    if isinstance(config_in, Mapping):
+        defaults = config_in
+    elif config_in is not None:
+        issues.append(
+            ConfigIssue("defaultConfig", f"expected a mapping, got {describe(config_in)}")
+        )
     entries: list[ParameterEntry] = []
     # An empty list is valid here: Orca passes no shards and always gets the default.
-    raw_entries = [] if isinstance(base_urls, list | tuple | Mapping) and not base_urls else None
-    if raw_entries is None:
+    raw_entries: list[Any] = []
+    if not (isinstance(base_urls, list | tuple | Mapping) and not base_urls):
         raw_entries = as_list(base_urls, "baseUrls", "", issues) or []
     for index, raw in enumerate(raw_entries):
         entry = _entry(index, raw, f"baseUrls[{index}]", defaults, issues, warnings)

@@ -116,6 +116,8 @@ class Selector:
         values: ``executionTypes``, ``locations`` or ``cloudProviders``
             (ByOrigin: its execution types, defaulted).
         origin: ``origin`` of ByOrigin/ByUserOrigin (``None``: never matches).
+        where: Where the entry sits in its file (``clouddriver.readonly.baseUrls[2]``),
+            for descriptions; not part of equality.
     """
 
     index: int
@@ -125,6 +127,7 @@ class Selector:
     patterns: tuple[str, ...] = ()
     values: tuple[str, ...] = ()
     origin: str | None = None
+    where: str = attrs.field(default="", eq=False)
     _compiled: tuple[Pattern, ...] = attrs.field(init=False, eq=False, repr=False)
     _value_set: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
@@ -134,6 +137,11 @@ class Selector:
         object.__setattr__(self, "_compiled", tuple(_compile(p) for p in self.patterns))
         # Membership only: a set never decides an order here.
         object.__setattr__(self, "_value_set", frozenset(self.values))
+
+    @property
+    def location(self) -> str:
+        """Where the entry sits (``baseUrls[2]`` when not known better)."""
+        return self.where or f"baseUrls[{self.index}]"
 
     @property
     def field(self) -> str | None:

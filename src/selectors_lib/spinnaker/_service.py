@@ -235,7 +235,9 @@ def _entry(
         issues=issues,
         warnings=warnings,
     )
-    return None if len(issues) != before else selector
+    if len(issues) != before or selector is None:
+        return None
+    return attrs.evolve(selector, where=path)
 
 
 def selectable_service(base_urls: Sequence[Any] | Any) -> SelectableService:

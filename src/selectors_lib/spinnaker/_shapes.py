@@ -27,6 +27,7 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigError, ConfigIssue
 from selectors_lib._headers import HeaderMapping
 from selectors_lib._pool import Endpoint
+
 from ._selectors import Selector
 from ._service import SelectableService, SpinnakerDecision, parse_entries
 from ._spring import Issues, as_bool, check_url, describe, lookup
@@ -77,16 +78,20 @@ def _document(mapping: object) -> Mapping[str, Any]:
 
 def _single(value: object, path: str, issues: Issues) -> tuple[Selector, ...] | None:
     url = check_url(value, path, "", issues)
-    return None if url is None else (Selector(0, url, 1),)
+    return None if url is None else (Selector(0, url, 1, where=path),)
 
 
-def _finish(selectors: tuple[Selector, ...] | None, issues: Issues, warnings: Issues) -> SelectableService:
+def _finish(
+    selectors: tuple[Selector, ...] | None, issues: Issues, warnings: Issues
+) -> SelectableService:
     if issues or not selectors:
         raise ConfigError(issues)
     return SelectableService(selectors, tuple(warnings))
 
 
-def resolve_orca(mapping: Mapping[str, Any], role: str, issues: Issues, warnings: Issues) -> tuple[Selector, ...] | None:
+def resolve_orca(
+    mapping: Mapping[str, Any], role: str, issues: Issues, warnings: Issues
+) -> tuple[Selector, ...] | None:
     """Build the selectors Orca uses for clouddriver ``role`` (see the module docs)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -292,16 +297,16 @@ def _dynamic(
     for index, (origin, url) in enumerate(endpoints.items()):
         at = f"{path}.{origin}"
         if not isinstance(origin, str):
-            issues.append(
-                ConfigIssue(at, f"an origin must be a string, got {describe(origin)}")
-            )
+            issues.append(ConfigIssue(at, f"an origin must be a string, got {describe(origin)}"))
             continue
         checked = check_url(url, at, f"origin {origin!r}: ", issues)
         if checked is not None:
-            selectors.append(Selector(index, checked, 2, "ByUserOriginSelector", origin=origin))
+            selectors.append(
+                Selector(index, checked, 2, "ByUserOriginSelector", origin=origin, where=at)
+            )
     if len(issues) != before or default_url is None:
         return None
-    selectors.append(Selector(len(selectors), default_url, 1))
+    selectors.append(Selector(len(selectors), default_url, 1, where="services.clouddriver.baseUrl"))
     return tuple(selectors)
 
 
@@ -327,5 +332,6 @@ def from_gate_config(
     warnings: Issues = []
     selectors, routed = resolve_gate(_document(mapping), service, issues, warnings)
     built = _finish(selectors, issues, warnings)
-    return GateService(service, built, routed, gate_header_mapping(trust_user_header=trust_user_header))
-
+    return GateService(
+        service, built, routed, gate_header_mapping(trust_user_header=trust_user_header)
+    )

@@ -1,0 +1,305 @@
+"""The converter: native configs that route exactly as the Spinnaker services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from selectors_lib import ConfigError, Criteria, load_config, load_router
+from selectors_lib.spinnaker import (
+    convert_base_urls,
+    convert_gate,
+    convert_orca,
+    from_gate_config,
+    from_orca_config,
+    gate_header_mapping,
+    selectable_service,
+)
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "spinnaker"
+KORK = "com.netflix.spinnaker.kork.web.selector."
+LEGACY = "com.netflix.spinnaker.orca.clouddriver.config."
+GATE = "com.netflix.spinnaker.gate.services.internal."
+
+# -- strategies --------------------------------------------------------------------------------
+# Small alphabets on purpose: configs and criteria must collide often for the
+# property to exercise matches, ties and fallbacks, not just misses.
+
+URLS = [f"https://cd-{n}.example.com" for n in ("a", "b", "c", "d")] + [
+    "https://other.example.net:8443/cd-a"
+]
+TRICKY = ["\u00df", "SS", "ss", "\u0130", "i\u0307", "i", "I", "\u017f", "s", "S", "\u212a", "k", "K"]
+TEXT = st.sampled_from(["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "Pipeline", "", *TRICKY])
+PATTERNS = st.sampled_from(
+    ["deck", "Deck", "(?i)deck", "de.*", "d.ck|api", ".*", "ss", "\u00df", "(?i)k", "k", "i\u0307", "[a-z]+", "s"]
+)
+VALUE = st.one_of(st.none(), TEXT, PATTERNS.filter(lambda p: "(" not in p and "|" not in p))
+
+
+def listish(items: list[str], style: int) -> Any:
+    """A list as Spring may hand it over: a list, or an index map with int or str keys."""
+    if style == 0:
+        return items
+    pairs = list(enumerate(items))
+    pairs.reverse()  # order must come from the index, not from the map
+    return {(i if style == 1 else str(i)): v for i, v in pairs}
+
+
+def class_name(simple: str, spelling: int) -> str:
+    if simple == "ByUserOriginSelector":
+        return (GATE + simple) if spelling else simple
+    return (KORK, LEGACY, "")[spelling % 3] + simple
+
+
+@st.composite
+def selector_configs(draw: st.DrawFn) -> dict[str, Any] | None:
+    kind = draw(
+        st.sampled_from(
+            [
+                "none",
+                "DefaultServiceSelector",
+                "ByApplicationServiceSelector",
+                "ByAccountServiceSelector",
+                "ByExecutionTypeServiceSelector",
+                "ByOriginServiceSelector",
+                "ByAuthenticatedUserServiceSelector",
+                "ByLocationServiceSelector",
+                "ByCloudProviderServiceSelector",
+                "ByUserOriginSelector",
+            ]
+        )
+    )
+    if kind == "none":
+        return draw(st.sampled_from([None, {}]))
+    config: dict[str, Any] = {"selectorClass": class_name(kind, draw(st.integers(0, 2)))}
+    style = draw(st.integers(0, 2))
+    values = st.lists(TEXT, min_size=1, max_size=3)
+    if kind == "ByApplicationServiceSelector":
+        config["applicationPattern"] = draw(PATTERNS)
+    elif kind == "ByAccountServiceSelector":
+        config["accountPattern"] = draw(PATTERNS)
+    elif kind == "ByExecutionTypeServiceSelector":
+        config["executionTypes"] = listish(draw(values), style)
+    elif kind == "ByAuthenticatedUserServiceSelector":
+        config["users"] = listish(draw(st.lists(PATTERNS, min_size=1, max_size=3)), style)
+    elif kind == "ByLocationServiceSelector":
+        config["locations"] = listish(draw(values), style)
+    elif kind == "ByCloudProviderServiceSelector":
+        config["cloudProviders"] = listish(draw(values), style)
+    elif kind in ("ByOriginServiceSelector", "ByUserOriginSelector"):
+        if draw(st.integers(0, 4)):
+            config["origin"] = draw(TEXT)
+        if kind == "ByOriginServiceSelector" and draw(st.booleans()):
+            config["executionTypes"] = listish(draw(values), style)
+    return config
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> dict[str, Any]:
+    entry: dict[str, Any] = {"baseUrl": draw(st.sampled_from(URLS))}
+    if draw(st.integers(0, 3)):
+        entry["priority"] = draw(st.integers(-3, 3))
+    config = draw(selector_configs())
+    if config is not None or draw(st.booleans()):
+        entry["config"] = config
+    return entry
+
+
+def base_url_lists(max_size: int = 6) -> st.SearchStrategy[Any]:
+    return st.tuples(st.lists(entries(), min_size=1, max_size=max_size), st.integers(0, 2)).map(
+        lambda pair: listish(pair[0], pair[1])
+    )
+
+
+criteria = st.builds(
+    Criteria,
+    application=VALUE,
+    authenticated_user=VALUE,
+    execution_type=VALUE,
+    execution_id=VALUE,
+    origin=VALUE,
+    location=VALUE,
+    account=VALUE,
+    cloud_provider=VALUE,
+)
+# Explicit examples that must be tried whatever hypothesis draws.
+FIXED = [
+    Criteria(),
+    Criteria(application="DECK", origin="Deck", execution_type="pipeline"),
+    Criteria(origin="\u017f", execution_type="orchestration", account="\u212a"),
+    Criteria(application="\u0130", authenticated_user="\u00df", location="SS"),
+]
+
+
+# -- the equivalence property -----------------------------------------------------------------
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(base_url_lists(), st.lists(criteria, min_size=1, max_size=12))
+def test_converted_config_routes_identically(base_urls: Any, requests: list[Criteria]) -> None:
+    spinnaker = selectable_service(base_urls)
+    native = load_router(convert_base_urls(base_urls))
+    for c in [*requests, *FIXED]:
+        assert spinnaker.select(c).url == native.select(c).url, (c, spinnaker.explain(c))
+
+
+@st.composite
+def gate_documents(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    service = draw(st.sampled_from(["clouddriver", "clouddriver", "orca"]))
+    section: dict[str, Any] = {"baseUrl": draw(st.sampled_from(URLS))}
+    if service == "clouddriver" and draw(st.booleans()):
+        origins = draw(st.lists(TEXT, max_size=4, unique=True))
+        section["config"] = {"dynamicEndpoints": {o: draw(st.sampled_from(URLS)) for o in origins}}
+    else:
+        section["shards"] = {"baseUrls": draw(base_url_lists(5))}
+    document: dict[str, Any] = {"services": {service: section}}
+    flags = draw(st.sampled_from([(True, True), (True, False), (False, True), (None, None)]))
+    if flags[0] is not None:
+        document["dynamic-routing"] = {"enabled": flags[0], "clouddriver": {"enabled": flags[1]}}
+    return document, service
+
+
+HEADERS = st.dictionaries(
+    st.sampled_from(
+        [
+            "X-RateLimit-App",
+            "x-spinnaker-application",
+            "X-SPINNAKER-EXECUTION-TYPE",
+            "X-SPINNAKER-USER-ORIGIN",
+            "X-SPINNAKER-ACCOUNT",
+        ]
+    ),
+    TEXT,
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(gate_documents(), st.lists(criteria, max_size=8), st.lists(HEADERS, max_size=8))
+def test_converted_gate_config_routes_identically(
+    doc: tuple[dict[str, Any], str], requests: list[Criteria], headers: list[dict[str, str]]
+) -> None:
+    document, service = doc
+    gate = from_gate_config(document, service)
+    native = load_router(convert_gate(document, service))
+    for c in [*requests, *FIXED]:
+        assert gate.select(c).url == native.select(c).url, (c, gate.explain(c))
+    mapping = gate_header_mapping()
+    for h in [*headers, {"X-RateLimit-App": "deck"}, {}]:
+        assert gate.select_request(h).url == native.select(mapping.criteria(h)).url
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(base_url_lists(4), st.sampled_from(["readonly", "writeonly"]), st.lists(criteria, max_size=8))
+def test_converted_orca_config_routes_identically(
+    base_urls: Any, role: str, requests: list[Criteria]
+) -> None:
+    document = {"clouddriver": {"baseUrl": URLS[0], role: {"baseUrls": base_urls}}}
+    orca = from_orca_config(document, role)
+    native = load_router(convert_orca(document, role))
+    for c in [*requests, *FIXED]:
+        assert orca.select(c).url == native.select(c).url
+
+
+# -- what the converter emits ---------------------------------------------------------------------
+
+
+def test_mapping_of_each_selector_kind() -> None:
+    native = convert_base_urls(
+        [
+            {"baseUrl": URLS[0], "priority": -2, "config": {"selectorClass": "ByApplicationServiceSelector", "applicationPattern": "Big.*"}},
+            {"baseUrl": URLS[1], "config": {"selectorClass": LEGACY + "ByAccountServiceSelector", "accountPattern": "prod"}},
+            {"baseUrl": URLS[2], "config": {"selectorClass": "ByExecutionTypeServiceSelector", "executionTypes": {1: "b", 0: "a"}}},
+            {"baseUrl": URLS[3], "config": {"selectorClass": "ByOriginServiceSelector", "origin": "Deck"}},
+            {"baseUrl": URLS[0], "config": {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": ["u.*"]}},
+            {"baseUrl": URLS[1], "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["l"]}},
+            {"baseUrl": URLS[2], "config": {"selectorClass": "ByCloudProviderServiceSelector", "cloudProviders": ["c"]}},
+            {"baseUrl": URLS[3], "config": {"selectorClass": GATE + "ByUserOriginSelector", "origin": "api"}},
+        ]
+    )
+    matches = [(r.get("priority"), r.get("match")) for r in native["routes"]]
+    assert matches == [
+        (-2, {"application": {"regex": "Big.*", "case": "lower"}}),
+        (1, {"account": {"regex": "prod", "case": "lower"}}),
+        (1, {"execution_type": {"equals": ["a", "b"]}}),
+        (1, {"origin": {"equals": "Deck", "case": "ignore"}, "execution_type": {"equals": ["pipeline", "orchestration"]}}),
+        (1, {"authenticated_user": {"regex": ["u.*"]}}),
+        (1, {"location": {"equals": ["l"]}}),
+        (1, {"cloud_provider": {"equals": ["c"]}}),
+        (1, {"origin": {"equals": "api"}}),
+        (None, None),
+    ]
+    assert native["routes"][-1]["default"] is True
+    # No default selector: the first entry is the fallback.
+    assert native["endpoints"][native["routes"][-1]["target"]] == URLS[0]
+    load_config(native)
+
+
+def test_default_selector_becomes_the_default_and_shadowed_rules_are_dropped() -> None:
+    notes: list[str] = []
+    native = convert_base_urls(
+        [
+            {"baseUrl": URLS[0], "priority": 5, "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["x"]}},
+            {"baseUrl": URLS[1], "priority": 3},
+            {"baseUrl": URLS[2], "priority": 3, "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["y"]}},
+            {"baseUrl": URLS[3], "priority": 2},
+            {"baseUrl": URLS[0], "priority": 4, "config": {"selectorClass": "ByOriginServiceSelector"}},
+        ],
+        notes=notes,
+    )
+    assert [r["name"] for r in native["routes"]] == ["entry-0-by-location", "fallback"]
+    assert native["endpoints"][native["routes"][-1]["target"]] == URLS[1]
+    assert len(notes) == 3
+    assert "baseUrls[2]" in notes[0] and "can never win" in notes[0]
+    assert "baseUrls[3]" in notes[1]
+    assert "baseUrls[4]" in notes[2] and "never matches" in notes[2]
+    assert "dropped" in native["routes"][-1]["description"]
+
+
+def test_gate_without_dynamic_routing_converts_to_one_default() -> None:
+    document = yaml.safe_load((EXAMPLES / "gate.yml").read_text())
+    document.pop("dynamic-routing.enabled")
+    notes: list[str] = []
+    native = convert_gate(document, notes=notes)
+    assert [r["name"] for r in native["routes"]] == ["fallback"]
+    assert native["endpoints"] == {"spin-clouddriver": "http://spin-clouddriver.spinnaker:7002"}
+    assert len(notes) == 2 and all("dynamic routing is off" in n for n in notes)
+
+
+def test_endpoint_ids_stay_unique_and_readable() -> None:
+    urls = [
+        "https://cd.east.example.com",
+        "https://cd.west.example.com",
+        "https://cd.west.example.com:8443",
+        "https://solo.example.com",
+    ]
+    native = convert_base_urls([{"baseUrl": u, "priority": -i} for i, u in enumerate(urls)] + [
+        {"baseUrl": u, "priority": 9, "config": {"selectorClass": "ByLocationServiceSelector", "locations": [u]}}
+        for u in urls
+    ])
+    assert native["endpoints"] == {
+        "cd.east.example.com": urls[0],
+        "cd.west.example.com": urls[1],
+        "cd.west.example.com:8443": urls[2],
+        "solo": urls[3],
+    }
+
+
+def test_converter_rejects_what_the_loader_rejects() -> None:
+    with pytest.raises(ConfigError):
+        convert_base_urls([])
+    with pytest.raises(ConfigError):
+        convert_orca({"clouddriver": {}})
+    with pytest.raises(ConfigError):
+        convert_gate({"services": {}})
+
+
+@pytest.mark.parametrize(("name", "role"), [("orca.yml", "readonly"), ("orca.yml", "writeonly")])
+def test_examples_convert_and_load_without_warnings(name: str, role: str) -> None:
+    document = yaml.safe_load((EXAMPLES / name).read_text())
+    config = load_config(convert_orca(document, role))
+    assert config.warnings == ()
