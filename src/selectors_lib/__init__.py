@@ -27,6 +27,7 @@ from ._router import Decision, Router, RouterConfig, Rule, RuleTrace, Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "FIELDS",
     "Attributes",
     "ConfigError",
     "ConfigIssue",
@@ -36,7 +37,6 @@ __all__ = [
     "EndpointHealth",
     "Event",
     "EventHub",
-    "FIELDS",
     "FieldMatch",
     "HeaderMapping",
     "HealthEvent",

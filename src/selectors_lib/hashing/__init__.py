@@ -30,13 +30,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._base import HashTable, check_option_int, normalize_hosts, normalize_weights
+from ._base import HashTable
+from ._base import check_option_int as _check_option_int
+from ._base import normalize_hosts as _normalize_hosts
+from ._base import normalize_weights as _normalize_weights
 from ._bounded import BoundedLoad
-from ._jump import JumpTable, jump_hash
-from ._maglev import DEFAULT_TABLE_SIZE, MaglevTable
-from ._rendezvous import RendezvousTable
-from ._ring import DEFAULT_MAX_RING_SIZE, DEFAULT_MIN_RING_SIZE, RingTable
-from ._slots import DEFAULT_SLOTS, MAX_SLOTS, MIN_SLOTS, SlotsTable
+from ._jump import JumpTable as _JumpTable
+from ._jump import jump_hash
+from ._maglev import DEFAULT_TABLE_SIZE as _DEFAULT_TABLE_SIZE
+from ._maglev import MaglevTable as _MaglevTable
+from ._rendezvous import RendezvousTable as _RendezvousTable
+from ._ring import DEFAULT_MAX_RING_SIZE as _DEFAULT_MAX_RING_SIZE
+from ._ring import DEFAULT_MIN_RING_SIZE as _DEFAULT_MIN_RING_SIZE
+from ._ring import RingTable as _RingTable
+from ._slots import DEFAULT_SLOTS as _DEFAULT_SLOTS
+from ._slots import MAX_SLOTS as _MAX_SLOTS
+from ._slots import MIN_SLOTS as _MIN_SLOTS
+from ._slots import SlotsTable as _SlotsTable
 from ._xx import key_hash
 
 __all__ = [
@@ -72,39 +82,41 @@ def _build_ring(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any
     hash_function = options.get("hash_function", "XX_HASH")
     if hash_function != "XX_HASH":
         raise ValueError(f"option hash_function supports only 'XX_HASH', got {hash_function!r}")
-    lo = check_option_int(
-        "min_ring_size", options.get("min_ring_size", DEFAULT_MIN_RING_SIZE), 1, _RING_MAX
+    lo = _check_option_int(
+        "min_ring_size", options.get("min_ring_size", _DEFAULT_MIN_RING_SIZE), 1, _RING_MAX
     )
-    hi = check_option_int(
-        "max_ring_size", options.get("max_ring_size", DEFAULT_MAX_RING_SIZE), 1, _RING_MAX
+    hi = _check_option_int(
+        "max_ring_size", options.get("max_ring_size", _DEFAULT_MAX_RING_SIZE), 1, _RING_MAX
     )
-    return RingTable(hosts, weights, lo, hi)
+    return _RingTable(hosts, weights, lo, hi)
 
 
 def _build_maglev(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
     _check_options("maglev", options, ("table_size",))
-    size = check_option_int("table_size", options.get("table_size", DEFAULT_TABLE_SIZE), 2, 5000011)
-    return MaglevTable(hosts, weights, size)
+    size = _check_option_int(
+        "table_size", options.get("table_size", _DEFAULT_TABLE_SIZE), 2, 5000011
+    )
+    return _MaglevTable(hosts, weights, size)
 
 
 def _build_rendezvous(
     hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any
 ) -> HashTable:
     _check_options("rendezvous", options, ())
-    return RendezvousTable(hosts, weights)
+    return _RendezvousTable(hosts, weights)
 
 
 def _build_jump(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
     _check_options("jump", options, ())
     if len(set(weights)) > 1:
         raise ValueError("algorithm 'jump' does not support weights (all must be equal)")
-    return JumpTable(hosts)
+    return _JumpTable(hosts)
 
 
 def _build_slots(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
     _check_options("slots", options, ("slots",))
-    slots = check_option_int("slots", options.get("slots", DEFAULT_SLOTS), MIN_SLOTS, MAX_SLOTS)
-    return SlotsTable(hosts, weights, slots)
+    slots = _check_option_int("slots", options.get("slots", _DEFAULT_SLOTS), _MIN_SLOTS, _MAX_SLOTS)
+    return _SlotsTable(hosts, weights, slots)
 
 
 _BUILDERS: dict[str, Callable[..., HashTable]] = {
@@ -149,6 +161,6 @@ def build(
         raise ValueError(
             f"unknown hashing algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}"
         )
-    host_tuple = normalize_hosts(hosts)
-    weight_tuple = normalize_weights(host_tuple, weights)
+    host_tuple = _normalize_hosts(hosts)
+    weight_tuple = _normalize_weights(host_tuple, weights)
     return builder(host_tuple, weight_tuple, **options)

@@ -343,7 +343,7 @@ class HealthMonitor:
             state = self._tracker.state(endpoint_id)
             if not current.healthy:
                 if current != mine:
-                    pass
+                    self._tracker.pin(endpoint_id, now)
             elif not state.healthy and (state.pinned or (mine is not None and not mine.healthy)):
                 # Someone readmitted it (or a reload dropped what we ejected).
                 self._tracker.unpin(endpoint_id, now)

@@ -196,7 +196,7 @@ class GateService:
             raise ValueError("Criteria is required to select a service")
         if not self.routed:
             return _NO_CRITERIA
-        return Criteria(**{field: getattr(criteria, field) for field in GATE_CRITERIA_FIELDS})
+        return criteria
 
     def select(self, criteria: Criteria | None) -> Endpoint:
         """Select as Gate does for ``criteria`` (see :meth:`effective_criteria`).
