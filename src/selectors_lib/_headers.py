@@ -39,12 +39,15 @@ def derive_gate_origin(headers: Mapping[str, str]) -> str:
 
 def _normalise(
     headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
+    cap: int,
 ) -> dict[str, str]:
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     out: dict[str, str] = {}
     for name, value in pairs:
         key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        # Cut before decoding: a huge header costs cap characters, not its size
+        # (latin-1 maps one byte to one character, so the cut is the same).
+        text = value[:cap].decode("latin-1") if isinstance(value, bytes) else str(value)[:cap]
         # The first occurrence wins, as with most frameworks' header lookups.
         out.setdefault(key.lower(), text)
     return out
@@ -88,8 +91,8 @@ class HeaderMapping:
         Returns:
             The criteria. Never raises on odd header values.
         """
-        normal = _normalise(headers)
         cap = self.max_value_length
+        normal = _normalise(headers, cap)
         values: dict[str, str | None] = {}
         for header, field in self.fields:
             value = normal.get(header.lower())

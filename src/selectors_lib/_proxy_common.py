@@ -15,10 +15,11 @@ from ._pool import Endpoint
 from ._router import Decision, Router
 
 __all__ = [
+    "CRITERIA_KEY",
     "DECISION_KEY",
     "ENDPOINT_KEY",
-    "CRITERIA_KEY",
     "HOP_BY_HOP",
+    "connection_tokens",
     "debug_value",
     "decide",
     "strip_hop_by_hop",

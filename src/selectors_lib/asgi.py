@@ -17,6 +17,7 @@ from ``X-SPINNAKER-USER``, unless the :class:`~selectors_lib.HeaderMapping` says
 from __future__ import annotations
 
 import http.cookiejar
+import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UserGetter = Callable[[Scope], str | None]
+
+
+_log = logging.getLogger("selectors_lib")
+
+# A rejecting pool's message names its key sources: configuration stays internal.
+_NO_ENDPOINT = "no endpoint for this request: it lacks the routing key this route requires\n"
 
 
 class UpstreamError(SelectorsError, ConnectionError):
@@ -175,7 +182,8 @@ class SelectorsMiddleware:
                 self.router, self.mapping, self.user, scope, self.explain
             )
         except NoEndpointError as exc:
-            await _plain(send, 503, f"no endpoint for this request: {exc}\n", [])
+            _log.info("no endpoint: %s", exc)
+            await _plain(send, 503, _NO_ENDPOINT, [])
             return
         _publish(scope, criteria, endpoint, decision)
         header = self.debug_header
@@ -254,6 +262,12 @@ class SelectorsProxy:
         debug_header: If set, a response header carrying ``rule=...; endpoint=...``.
         user: Returns the authenticated user for a scope (default ``scope["user"]``).
         forwarded: Add the ``X-Forwarded-*`` headers.
+        user_header: The proxy removes every copy of this header the client
+            sent and sets it to the user it routed on (the authenticated user,
+            or the header itself when the mapping trusts it), or leaves it out
+            when there is none. Backends that trust it (Spinnaker services
+            trust ``X-SPINNAKER-USER``) then cannot be fooled through the
+            proxy. ``None`` forwards the client's headers untouched.
 
     Raises:
         ImportError: httpx is not installed (``pip install 'selectors-lib[asgi]'``).
@@ -271,6 +285,7 @@ class SelectorsProxy:
         debug_header: str | None = None,
         user: UserGetter | None = None,
         forwarded: bool = True,
+        user_header: str | None = "X-SPINNAKER-USER",
     ) -> None:
         self._httpx = _import_httpx()
         self.router = router
@@ -283,6 +298,7 @@ class SelectorsProxy:
         self.debug_header = debug_header.lower().encode("latin-1") if debug_header else None
         self.user = user if user is not None else scope_user
         self.forwarded = forwarded
+        self.user_header = user_header.lower() if user_header else None
         self._client = client
         self._owns_client = client is None
 
@@ -302,11 +318,9 @@ class SelectorsProxy:
 
     async def aclose(self) -> None:
         """Close the HTTP client the proxy made (a client you passed stays open)."""
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
             await client.aclose()
-        elif client is not None:
-            self._client = client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -329,7 +343,9 @@ class SelectorsProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _request_headers(self, scope: Scope, url: httpx.URL) -> list[tuple[bytes, bytes]]:
+    def _request_headers(
+        self, scope: Scope, url: httpx.URL, user: str | None
+    ) -> list[tuple[bytes, bytes]]:
         raw: list[tuple[str, str]] = [
             (n.decode("latin-1"), v.decode("latin-1")) for n, v in scope.get("headers") or ()
         ]
@@ -354,9 +370,16 @@ class SelectorsProxy:
                 original_host = f"{host}:{port}" if port else str(host)
             if original_host is not None:
                 kept.append(("x-forwarded-host", original_host))
+        user_header = self.user_header
+        if user_header is not None:
+            kept = [(n, v) for n, v in kept if n.lower() != user_header]
         # httpx would add Host from the URL; set it explicitly to the upstream's.
         kept.insert(0, ("host", url.netloc.decode("ascii")))
-        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in kept]
+        # Names and values came in as bytes; latin-1 gives back the very same bytes.
+        out = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in kept]
+        if user_header is not None and user is not None and user.isprintable():
+            out.append((user_header.encode("ascii"), user.encode("utf-8")))
+        return out
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         httpx_mod = self._httpx
@@ -365,7 +388,8 @@ class SelectorsProxy:
                 self.router, self.mapping, self.user, scope, self.explain
             )
         except NoEndpointError as exc:
-            await _plain(send, 503, f"no endpoint for this request: {exc}\n", [])
+            _log.info("no endpoint: %s", exc)
+            await _plain(send, 503, _NO_ENDPOINT, [])
             return
         _publish(scope, criteria, endpoint, decision)
         extra: list[tuple[bytes, bytes]] = []
@@ -389,7 +413,7 @@ class SelectorsProxy:
         request = httpx_mod.Request(
             scope.get("method", "GET"),
             url,
-            headers=self._request_headers(scope, url),
+            headers=self._request_headers(scope, url, criteria.authenticated_user),
             content=content,
             extensions={"timeout": self.timeout.as_dict()},
         )
@@ -397,11 +421,14 @@ class SelectorsProxy:
             response = await self._get_client().send(request, stream=True)
         except _ClientGone:
             return
-        except httpx_mod.TimeoutException:
-            await _plain(send, 504, f"upstream {endpoint.id} timed out\n", extra)
+        except httpx_mod.TimeoutException as exc:
+            # Details go to the log: endpoint names and addresses are internal.
+            _log.warning("upstream %s (%s) timed out: %r", endpoint.id, endpoint.url, exc)
+            await _plain(send, 504, "gateway timeout: the upstream did not answer in time\n", extra)
             return
-        except httpx_mod.TransportError:
-            await _plain(send, 502, f"upstream {endpoint.id} unreachable\n", extra)
+        except httpx_mod.TransportError as exc:
+            _log.warning("upstream %s (%s) unreachable: %r", endpoint.id, endpoint.url, exc)
+            await _plain(send, 502, "bad gateway: the upstream could not be reached\n", extra)
             return
         try:
             headers = [
@@ -418,10 +445,18 @@ class SelectorsProxy:
                 }
             )
             try:
-                # Raw bytes: a compressed body stays compressed, so Content-Length holds.
-                async for chunk in response.aiter_raw():
-                    if chunk:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if response.is_stream_consumed:
+                    # Already read by the transport (httpx.MockTransport in tests).
+                    await send(
+                        {"type": "http.response.body", "body": response.content, "more_body": True}
+                    )
+                else:
+                    # Raw bytes: a compressed body stays compressed, so Content-Length holds.
+                    async for chunk in response.aiter_raw():
+                        if chunk:
+                            await send(
+                                {"type": "http.response.body", "body": chunk, "more_body": True}
+                            )
             except httpx_mod.TransportError as exc:
                 raise UpstreamError(f"upstream {endpoint.id} failed mid-response: {exc}") from exc
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -17,6 +17,7 @@ Needs no dependency beyond selectors_lib. See ``docs/wsgi.md``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ __all__ = [
     "environ_headers",
     "remote_user",
 ]
+
+_log = logging.getLogger("selectors_lib")
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -128,7 +131,9 @@ class SelectorsWSGIMiddleware:
         try:
             endpoint, decision = decide(self.router, criteria, explain=self.explain)
         except NoEndpointError as exc:
-            body = f"no endpoint for this request: {exc}\n".encode()
+            _log.info("no endpoint: %s", exc)
+            # The message names the pool's key sources: configuration stays internal.
+            body = b"no endpoint for this request: it lacks the routing key this route requires\n"
             start_response(
                 "503 Service Unavailable",
                 [

@@ -102,7 +102,8 @@ def echo_app(name: str) -> Callable[..., Any]:
     """A backend that says who it is and what it got.
 
     Paths: ``/stream?n=K`` streams K chunks; ``/slow?s=F`` answers after F
-    seconds; ``/hop`` answers with hop-by-hop headers; anything else echoes
+    seconds; ``/hop`` answers with hop-by-hop headers; ``/truncated`` fails
+    after part of its body; anything else echoes
     the method, path, query, headers and a digest of the body (read chunk by chunk).
     """
 
@@ -112,6 +113,12 @@ def echo_app(name: str) -> Callable[..., Any]:
         path = scope["path"]
         if path.endswith("/slow"):
             await asyncio.sleep(float(query.get("s", ["2"])[0]))
+        if path.endswith("/truncated"):
+            # Chunked (no length), sends 10 bytes, then the server drops the
+            # connection: only a missing last chunk tells the body is incomplete.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"0123456789", "more_body": True})
+            raise RuntimeError("backend failed mid-response (on purpose)")
         if path.endswith("/stream"):
             n = int(query.get("n", ["3"])[0])
             await send(

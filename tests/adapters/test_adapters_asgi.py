@@ -143,7 +143,7 @@ def test_same_user_always_lands_on_same_replica(served: dict[str, str]) -> None:
 def test_rejecting_pool_answers_503(served: dict[str, str]) -> None:
     response = get(served["plain"], **{"X-Spinnaker-Application": "strict"})
     assert response.status_code == 503
-    assert "no routing key" in response.text
+    assert "lacks the routing key" in response.text
     ok = get(
         served["plain"],
         **{"X-Spinnaker-Application": "strict", "X-Spinnaker-Execution-Id": "01HX"},

@@ -134,6 +134,14 @@ def test_slow_backend_is_504(client: httpx.Client) -> None:
     assert client.get("/").status_code == 200
 
 
+def test_upstream_failing_mid_body_aborts_the_client_connection(client: httpx.Client) -> None:
+    # The status line is already sent: the only honest signal left is to cut
+    # the connection, so the client never takes a truncated body as complete.
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get("/truncated")
+    assert client.get("/").status_code == 200
+
+
 def test_rejecting_pool_is_503(client: httpx.Client) -> None:
     response = client.get("/", headers={"X-Spinnaker-Application": "strict"})
     assert response.status_code == 503
@@ -146,8 +154,32 @@ def test_spoofed_user_header_is_ignored_unless_trusted(proxies: dict[str, str]) 
         trusting = c.get(proxies["trusting"] + "/", headers=spoof)
     assert plain.headers["x-selectors-route"] == "rule=main; endpoint=ro-1"
     assert trusting.headers["x-selectors-route"].startswith("rule=by-user; ")
-    # The header itself is end-to-end: the backend still receives it.
-    assert headers_of(plain.json())["x-spinnaker-user"] == ["mallory"]
+    # The backend gets the user the proxy routed on, never an untrusted copy.
+    assert "x-spinnaker-user" not in headers_of(plain.json())
+    assert headers_of(trusting.json())["x-spinnaker-user"] == ["mallory"]
+
+
+def test_user_header_carries_the_authenticated_user(backends: dict[str, str]) -> None:
+    router = load_router(routing_config(backends))
+    proxy = SelectorsProxy(router)
+    passthrough = SelectorsProxy(router, user_header=None)
+
+    async def authenticated(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Stands in for authentication middleware in front of the proxy.
+        if scope["type"] == "http":
+            scope["user"] = "al\u00efce"
+        await proxy(scope, receive, send)
+
+    with (
+        serve_asgi(authenticated, proxy=True) as base,
+        serve_asgi(passthrough, proxy=True) as raw,
+        httpx.Client(timeout=10) as c,
+    ):
+        spoof = {"X-Spinnaker-User": "mallory", "x-spinnaker-user": "eve"}
+        seen = c.get(base + "/", headers=list(spoof.items())).json()
+        untouched = c.get(raw + "/", headers=list(spoof.items())).json()
+    assert headers_of(seen)["x-spinnaker-user"] == ["al\u00efce".encode().decode("latin-1")]
+    assert headers_of(untouched)["x-spinnaker-user"] == ["mallory", "eve"]
 
 
 def test_huge_and_odd_headers_never_crash(client: httpx.Client) -> None:

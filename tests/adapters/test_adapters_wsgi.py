@@ -110,7 +110,7 @@ def test_spoofed_user_header_is_ignored_unless_trusted(served: dict[str, str]) -
 def test_rejecting_pool_answers_503(served: dict[str, str]) -> None:
     response = get(served["plain"], **{"X-Spinnaker-Application": "strict"})
     assert response.status_code == 503
-    assert "no routing key" in response.text
+    assert "lacks the routing key" in response.text
 
 
 def test_huge_and_odd_headers_are_capped_not_fatal(served: dict[str, str]) -> None:

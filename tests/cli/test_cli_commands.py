@@ -42,7 +42,11 @@ CONFIG: dict[str, Any] = {
         {
             "name": "strict",
             "match": {"application": "strict"},
-            "target": {"endpoints": ["ro-1", "ro-2"], "hash_on": ["execution_id"], "missing_key": "reject"},
+            "target": {
+                "endpoints": ["ro-1", "ro-2"],
+                "hash_on": ["execution_id"],
+                "missing_key": "reject",
+            },
         },
         {
             "name": "main",
@@ -77,7 +81,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("name", ["routes.json", "routes.yaml"])
-def test_validate_a_good_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+def test_validate_a_good_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     code, out, err = run(capsys, "validate", write(tmp_path, CONFIG, name))
     assert code == EXIT_OK
     assert out.endswith(f"{name}: valid (4 routes, 4 endpoints)\n")
@@ -106,7 +112,12 @@ def test_validate_reports_every_error_with_its_path(
     code, out, err = run(capsys, "validate", write(tmp_path, bad))
     assert code == EXIT_INVALID
     assert out == ""
-    for path in ("endpoints.a", "routes[0].match.application.regex", "routes[1].priority", "routes:"):
+    for path in (
+        "endpoints.a",
+        "routes[0].match.application.regex",
+        "routes[1].priority",
+        "routes:",
+    ):
         assert f"error: {path}" in err
     assert "errors\n" in err.splitlines()[0] + "\n"
 
@@ -187,7 +198,9 @@ def test_explain_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "\x1b[" not in out  # not a terminal: no colour
 
 
-def test_explain_json_headers_and_attributes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_json_headers_and_attributes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, CONFIG)
     code, out, _ = run(capsys, "explain", path, "--json", "--header", "X-Tenant: green")
     decision = json.loads(out)
@@ -217,15 +230,23 @@ def test_explain_json_headers_and_attributes(tmp_path: Path, capsys: pytest.Capt
     )
 
 
-def test_explain_user_header_needs_trust(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_user_header_needs_trust(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, CONFIG)
     code, out, err = run(capsys, "explain", path, "--json", "--header", "X-SPINNAKER-USER: bob")
     assert json.loads(out)["key"] is None
     assert "X-SPINNAKER-USER ignored" in err
     code, out, err = run(
-        capsys, "explain", path, "--json", "--header", "X-SPINNAKER-USER: bob", "--trust-user-header"
+        capsys,
+        "explain",
+        path,
+        "--json",
+        "--header",
+        "X-SPINNAKER-USER: bob",
+        "--trust-user-header",
     )
-    assert (json.loads(out)["key"], err) == ("bob", "")
+    assert (code, json.loads(out)["key"], err) == (EXIT_OK, "bob", "")
 
 
 def test_explain_gate_origin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,7 +254,7 @@ def test_explain_gate_origin(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, out, _ = run(
         capsys, "explain", path, "--json", "--gate-origin", "--header", "X-RateLimit-App: DECK"
     )
-    assert json.loads(out)["rule"] == "ui"
+    assert (code, json.loads(out)["rule"]) == (EXIT_OK, "ui")
 
 
 def test_explain_with_a_replica_down_shows_the_failover(
@@ -270,8 +291,12 @@ def test_explain_usage_errors_exit_2(
     assert "error" in err
 
 
-def test_odd_values_are_escaped_in_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "explain", write(tmp_path, CONFIG), "--application", "a\x1b[31mred\nx")
+def test_odd_values_are_escaped_in_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, "explain", write(tmp_path, CONFIG), "--application", "a\x1b[31mred\nx"
+    )
     assert code == EXIT_OK
     assert "\x1b" not in out
     assert "a\\x1b[31mred\\nx" in out
@@ -280,7 +305,9 @@ def test_odd_values_are_escaped_in_the_table(tmp_path: Path, capsys: pytest.Capt
 # -- dump ----------------------------------------------------------------------------------
 
 
-def test_dump_is_canonical_and_loads_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dump_is_canonical_and_loads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, CONFIG)
     code, out, _ = run(capsys, "dump", path)
     assert code == EXIT_OK
@@ -399,7 +426,9 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ejected" in out
 
 
-def test_convert_orca_gate_and_base_urls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_orca_gate_and_base_urls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     examples = ROOT / "examples/spinnaker"
     for argv in (
         ["--orca", str(examples / "orca.yml")],

@@ -55,7 +55,11 @@ def test_defaults_and_both_probe_kinds() -> None:
         config(
             {
                 "probes": [
-                    {"type": "redis_lag", "master": "redis://10.0.0.9:6379", "replicas": ["ro-1", "ro-2"]},
+                    {
+                        "type": "redis_lag",
+                        "master": "redis://10.0.0.9:6379",
+                        "replicas": ["ro-1", "ro-2"],
+                    },
                     {"type": "http", "endpoints": ["api-1", "api-2"], "expect_status": 204},
                 ]
             }
@@ -117,9 +121,24 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
             "readmit_after": True,
             "jitter": 1,
             "probes": [
-                {"type": "redis_lag", "master": "http://m:1", "replicas": ["ro-1", "nope"], "max_lag_bytes": -1},
-                {"type": "redis_lag", "master": "redis://m:1", "replicas": ["api-1", "ro-1", "ro-1"]},
-                {"type": "http", "endpoints": ["ro-1", "api-1"], "path": "health", "expect_status": [200, 99], "x": 1},
+                {
+                    "type": "redis_lag",
+                    "master": "http://m:1",
+                    "replicas": ["ro-1", "nope"],
+                    "max_lag_bytes": -1,
+                },
+                {
+                    "type": "redis_lag",
+                    "master": "redis://m:1",
+                    "replicas": ["api-1", "ro-1", "ro-1"],
+                },
+                {
+                    "type": "http",
+                    "endpoints": ["ro-1", "api-1"],
+                    "path": "health",
+                    "expect_status": [200, 99],
+                    "x": 1,
+                },
                 {"type": "tcp"},
                 {"endpoints": ["api-1"]},
                 {"type": "http", "name": "a b", "endpoints": []},
@@ -254,11 +273,30 @@ health:
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=20,
 )
-KEYS = st.sampled_from(["type", "name", "master", "replicas", "endpoints", "path", "expect_status", "max_lag_bytes", "x"])
-PROBE = st.dictionaries(KEYS, JSONISH | st.sampled_from(["redis_lag", "http", "ro-1", "api-1", ["ro-1"], ["api-1"], "redis://h"]), max_size=6)
+KEYS = st.sampled_from(
+    [
+        "type",
+        "name",
+        "master",
+        "replicas",
+        "endpoints",
+        "path",
+        "expect_status",
+        "max_lag_bytes",
+        "x",
+    ]
+)
+PROBE = st.dictionaries(
+    KEYS,
+    JSONISH
+    | st.sampled_from(["redis_lag", "http", "ro-1", "api-1", ["ro-1"], ["api-1"], "redis://h"]),
+    max_size=6,
+)
 
 
 @settings(max_examples=200)
@@ -283,4 +321,5 @@ def test_untrusted_input_gives_settings_or_issues_never_a_crash(raw: dict[str, A
     if result is not None:
         # Whatever validated dumps to a form that validates to the same settings.
         again, more = parse_health_settings(result.to_dict(), "health", catalogue)
-        assert more == [] and again == result
+        assert more == []
+        assert again == result

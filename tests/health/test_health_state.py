@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -47,7 +45,8 @@ def test_eject_after_n_bad_in_a_row_readmit_after_m_good() -> None:
         *(False, False, False, True),  # flapping stays out; two good in a row come back
     ]
     state = tracker.state("a")
-    assert state.since == 9.0 and state.reason is None
+    assert state.since == 9.0
+    assert state.reason is None
 
 
 def test_no_verdict_changes_nothing_and_breaks_no_streak() -> None:
@@ -74,7 +73,8 @@ def test_pinned_endpoint_is_never_readmitted_by_observations() -> None:
     assert tracker.pin("a", 1.0) is True
     assert run(tracker, "gggg") == [False] * 4
     assert tracker.unpin("a", 9.0) is True
-    assert tracker.state("a").healthy and tracker.state("a").since == 9.0
+    assert tracker.state("a").healthy
+    assert tracker.state("a").since == 9.0
 
 
 def test_churn_needs_every_replica_of_the_group_bad() -> None:
@@ -89,7 +89,8 @@ def test_churn_needs_every_replica_of_the_group_bad() -> None:
 def test_endpoint_in_two_groups_counts_once_per_round_and_bad_wins() -> None:
     tracker = HealthTracker(Policy(eject_after=2, readmit_after=1))
     tracker.observe_round({"lag": {"a": BAD}, "http": {"a": GOOD}}, 1.0)
-    assert tracker.state("a").bad_streak == 1 and tracker.state("a").healthy
+    assert tracker.state("a").bad_streak == 1
+    assert tracker.state("a").healthy
     tracker.observe_round({"lag": {"a": BAD}, "http": {"a": BAD}}, 2.0)
     assert not tracker.state("a").healthy
 
@@ -190,13 +191,17 @@ class MonitorMachine(RuleBasedStateMachine):
     @rule(verdicts=st.data())
     def probe_round(self, verdicts: st.DataObject) -> None:
         row: list[bool | None] = verdicts.draw(
-            st.lists(st.sampled_from([True, False, None]), min_size=len(self.ids), max_size=len(self.ids))
+            st.lists(
+                st.sampled_from([True, False, None]), min_size=len(self.ids), max_size=len(self.ids)
+            )
         )
         self.now += 1.0
-        self.probe.next = ProbeResult(tuple((e, VERDICT[v]) for e, v in zip(self.ids, row)), True)
+        self.probe.next = ProbeResult(
+            tuple((e, VERDICT[v]) for e, v in zip(self.ids, row, strict=True)), True
+        )
         self.events.clear()
         self.monitor.run_once()
-        for endpoint_id, v in zip(self.ids, row):
+        for endpoint_id, v in zip(self.ids, row, strict=True):
             if v is not None:
                 self.history[endpoint_id].append(v)
                 self.since_up[endpoint_id].append(v)
@@ -207,10 +212,12 @@ class MonitorMachine(RuleBasedStateMachine):
             assert event.at == self.now, "a change is stamped with the round's time"
             past = self.history[event.endpoint_id]
             if event.healthy:
-                assert past[-self.m :] == [True] * self.m and len(past) >= self.m, past
+                assert len(past) >= self.m, past
+                assert past[-self.m :] == [True] * self.m, past
             else:
                 assert event.reason == "lag"
-                assert past[-self.n :] == [False] * self.n and len(past) >= self.n, past
+                assert len(past) >= self.n, past
+                assert past[-self.n :] == [False] * self.n, past
             assert not self.manual[event.endpoint_id], "probes never touch an operator's ejection"
 
     @rule(index=st.integers(0, 3))
@@ -269,7 +276,7 @@ class MonitorMachine(RuleBasedStateMachine):
 
 
 MonitorMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -306,5 +313,3 @@ def test_probe_ejection_overridden_by_manual_stays_manual() -> None:
         monitor.run_once()
     assert (router.health["a"].healthy, router.health["a"].reason) == (False, "manual")
     assert monitor.status.endpoint("a").pinned
-
-

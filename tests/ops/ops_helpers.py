@@ -26,14 +26,18 @@ def config_a() -> dict[str, Any]:
                 "target": {
                     "endpoints": ["r1", "r2", "r3"],
                     "hash_on": ["execution_id", "application"],
-                    "algorithm": "maglev",
+                    "algorithm": "ring",
                 },
             },
             {
                 "name": "a-cold",
                 "priority": 5,
                 "match": {"application": {"regex": "app-.*", "case": "lower"}},
-                "target": {"endpoints": ["r4", "r5", "r6"], "hash_on": ["execution_id"]},
+                "target": {
+                    "endpoints": ["r4", "r5", "r6"],
+                    "hash_on": ["execution_id"],
+                    "algorithm": "rendezvous",
+                },
             },
             {"name": "a-default", "default": True, "target": "r1"},
         ],
@@ -53,14 +57,18 @@ def config_b() -> dict[str, Any]:
                 "target": {
                     "endpoints": ["r4", "r5", "r6"],
                     "hash_on": ["execution_id", "application"],
-                    "algorithm": "rendezvous",
+                    "algorithm": "jump",
                 },
             },
             {
                 "name": "b-cold",
                 "priority": 5,
                 "match": {"application": {"regex": "app-.*", "case": "lower"}},
-                "target": {"endpoints": ["r1", "r2", "r3"], "hash_on": ["execution_id"]},
+                "target": {
+                    "endpoints": ["r1", "r2", "r3"],
+                    "hash_on": ["execution_id"],
+                    "algorithm": "slots",
+                },
             },
             {"name": "b-default", "default": True, "target": "r6"},
         ],

@@ -104,10 +104,8 @@ class Checker:
             pair = ("", endpoint.id)
         after = router.generation
         self.checked += 1  # a racy counter: only a rough total
-        if explain:
-            ok = pair in self.allowed[c]
-        else:
-            ok = pair[1] in {e for _, e in self.allowed[c]}
+        endpoints = {e for _, e in self.allowed[c]}
+        ok = pair in self.allowed[c] if explain else pair[1] in endpoints
         if not ok:
             self.failures.append(f"{pair} for {c!r} is valid under neither config")
         if before == after:

@@ -33,10 +33,40 @@ GATE = "com.netflix.spinnaker.gate.services.internal."
 URLS = [f"https://cd-{n}.example.com" for n in ("a", "b", "c", "d")] + [
     "https://other.example.net:8443/cd-a"
 ]
-TRICKY = ["\u00df", "SS", "ss", "\u0130", "i\u0307", "i", "I", "\u017f", "s", "S", "\u212a", "k", "K"]
-TEXT = st.sampled_from(["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "Pipeline", "", *TRICKY])
+TRICKY = [
+    "\u00df",
+    "SS",
+    "ss",
+    "\u0130",
+    "i\u0307",
+    "i",
+    "I",
+    "\u017f",
+    "s",
+    "S",
+    "\u212a",
+    "k",
+    "K",
+]
+TEXT = st.sampled_from(
+    ["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "Pipeline", "", *TRICKY]
+)
 PATTERNS = st.sampled_from(
-    ["deck", "Deck", "(?i)deck", "de.*", "d.ck|api", ".*", "ss", "\u00df", "(?i)k", "k", "i\u0307", "[a-z]+", "s"]
+    [
+        "deck",
+        "Deck",
+        "(?i)deck",
+        "de.*",
+        "d.ck|api",
+        ".*",
+        "ss",
+        "\u00df",
+        "(?i)k",
+        "k",
+        "i\u0307",
+        "[a-z]+",
+        "s",
+    ]
 )
 VALUE = st.one_of(st.none(), TEXT, PATTERNS.filter(lambda p: "(" not in p and "|" not in p))
 
@@ -194,7 +224,9 @@ def test_converted_gate_config_routes_identically(
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
-@given(base_url_lists(4), st.sampled_from(["readonly", "writeonly"]), st.lists(criteria, max_size=8))
+@given(
+    base_url_lists(4), st.sampled_from(["readonly", "writeonly"]), st.lists(criteria, max_size=8)
+)
 def test_converted_orca_config_routes_identically(
     base_urls: Any, role: str, requests: list[Criteria]
 ) -> None:
@@ -211,14 +243,51 @@ def test_converted_orca_config_routes_identically(
 def test_mapping_of_each_selector_kind() -> None:
     native = convert_base_urls(
         [
-            {"baseUrl": URLS[0], "priority": -2, "config": {"selectorClass": "ByApplicationServiceSelector", "applicationPattern": "Big.*"}},
-            {"baseUrl": URLS[1], "config": {"selectorClass": LEGACY + "ByAccountServiceSelector", "accountPattern": "prod"}},
-            {"baseUrl": URLS[2], "config": {"selectorClass": "ByExecutionTypeServiceSelector", "executionTypes": {1: "b", 0: "a"}}},
-            {"baseUrl": URLS[3], "config": {"selectorClass": "ByOriginServiceSelector", "origin": "Deck"}},
-            {"baseUrl": URLS[0], "config": {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": ["u.*"]}},
-            {"baseUrl": URLS[1], "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["l"]}},
-            {"baseUrl": URLS[2], "config": {"selectorClass": "ByCloudProviderServiceSelector", "cloudProviders": ["c"]}},
-            {"baseUrl": URLS[3], "config": {"selectorClass": GATE + "ByUserOriginSelector", "origin": "api"}},
+            {
+                "baseUrl": URLS[0],
+                "priority": -2,
+                "config": {
+                    "selectorClass": "ByApplicationServiceSelector",
+                    "applicationPattern": "Big.*",
+                },
+            },
+            {
+                "baseUrl": URLS[1],
+                "config": {
+                    "selectorClass": LEGACY + "ByAccountServiceSelector",
+                    "accountPattern": "prod",
+                },
+            },
+            {
+                "baseUrl": URLS[2],
+                "config": {
+                    "selectorClass": "ByExecutionTypeServiceSelector",
+                    "executionTypes": {1: "b", 0: "a"},
+                },
+            },
+            {
+                "baseUrl": URLS[3],
+                "config": {"selectorClass": "ByOriginServiceSelector", "origin": "Deck"},
+            },
+            {
+                "baseUrl": URLS[0],
+                "config": {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": ["u.*"]},
+            },
+            {
+                "baseUrl": URLS[1],
+                "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["l"]},
+            },
+            {
+                "baseUrl": URLS[2],
+                "config": {
+                    "selectorClass": "ByCloudProviderServiceSelector",
+                    "cloudProviders": ["c"],
+                },
+            },
+            {
+                "baseUrl": URLS[3],
+                "config": {"selectorClass": GATE + "ByUserOriginSelector", "origin": "api"},
+            },
         ]
     )
     matches = [(r.get("priority"), r.get("match")) for r in native["routes"]]
@@ -226,7 +295,13 @@ def test_mapping_of_each_selector_kind() -> None:
         (-2, {"application": {"regex": "Big.*", "case": "lower"}}),
         (1, {"account": {"regex": "prod", "case": "lower"}}),
         (1, {"execution_type": {"equals": ["a", "b"]}}),
-        (1, {"origin": {"equals": "Deck", "case": "ignore"}, "execution_type": {"equals": ["pipeline", "orchestration"]}}),
+        (
+            1,
+            {
+                "origin": {"equals": "Deck", "case": "ignore"},
+                "execution_type": {"equals": ["pipeline", "orchestration"]},
+            },
+        ),
         (1, {"authenticated_user": {"regex": ["u.*"]}}),
         (1, {"location": {"equals": ["l"]}}),
         (1, {"cloud_provider": {"equals": ["c"]}}),
@@ -243,20 +318,34 @@ def test_default_selector_becomes_the_default_and_shadowed_rules_are_dropped() -
     notes: list[str] = []
     native = convert_base_urls(
         [
-            {"baseUrl": URLS[0], "priority": 5, "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["x"]}},
+            {
+                "baseUrl": URLS[0],
+                "priority": 5,
+                "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["x"]},
+            },
             {"baseUrl": URLS[1], "priority": 3},
-            {"baseUrl": URLS[2], "priority": 3, "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["y"]}},
+            {
+                "baseUrl": URLS[2],
+                "priority": 3,
+                "config": {"selectorClass": "ByLocationServiceSelector", "locations": ["y"]},
+            },
             {"baseUrl": URLS[3], "priority": 2},
-            {"baseUrl": URLS[0], "priority": 4, "config": {"selectorClass": "ByOriginServiceSelector"}},
+            {
+                "baseUrl": URLS[0],
+                "priority": 4,
+                "config": {"selectorClass": "ByOriginServiceSelector"},
+            },
         ],
         notes=notes,
     )
     assert [r["name"] for r in native["routes"]] == ["entry-0-by-location", "fallback"]
     assert native["endpoints"][native["routes"][-1]["target"]] == URLS[1]
     assert len(notes) == 3
-    assert "baseUrls[2]" in notes[0] and "can never win" in notes[0]
+    assert "baseUrls[2]" in notes[0]
+    assert "can never win" in notes[0]
     assert "baseUrls[3]" in notes[1]
-    assert "baseUrls[4]" in notes[2] and "never matches" in notes[2]
+    assert "baseUrls[4]" in notes[2]
+    assert "never matches" in notes[2]
     assert "dropped" in native["routes"][-1]["description"]
 
 
@@ -267,7 +356,8 @@ def test_gate_without_dynamic_routing_converts_to_one_default() -> None:
     native = convert_gate(document, notes=notes)
     assert [r["name"] for r in native["routes"]] == ["fallback"]
     assert native["endpoints"] == {"spin-clouddriver": "http://spin-clouddriver.spinnaker:7002"}
-    assert len(notes) == 2 and all("dynamic routing is off" in n for n in notes)
+    assert len(notes) == 2
+    assert all("dynamic routing is off" in n for n in notes)
 
 
 def test_endpoint_ids_stay_unique_and_readable() -> None:
@@ -277,10 +367,17 @@ def test_endpoint_ids_stay_unique_and_readable() -> None:
         "https://cd.west.example.com:8443",
         "https://solo.example.com",
     ]
-    native = convert_base_urls([{"baseUrl": u, "priority": -i} for i, u in enumerate(urls)] + [
-        {"baseUrl": u, "priority": 9, "config": {"selectorClass": "ByLocationServiceSelector", "locations": [u]}}
-        for u in urls
-    ])
+    native = convert_base_urls(
+        [{"baseUrl": u, "priority": -i} for i, u in enumerate(urls)]
+        + [
+            {
+                "baseUrl": u,
+                "priority": 9,
+                "config": {"selectorClass": "ByLocationServiceSelector", "locations": [u]},
+            }
+            for u in urls
+        ]
+    )
     assert native["endpoints"] == {
         "cd.east.example.com": urls[0],
         "cd.west.example.com": urls[1],
@@ -303,3 +400,52 @@ def test_examples_convert_and_load_without_warnings(name: str, role: str) -> Non
     document = yaml.safe_load((EXAMPLES / name).read_text())
     config = load_config(convert_orca(document, role))
     assert config.warnings == ()
+
+
+def test_long_values_are_cut_off_on_both_sides_alike() -> None:
+    base_urls = [
+        {"baseUrl": URLS[0]},
+        {
+            "baseUrl": URLS[1],
+            "priority": 2,
+            "config": {"selectorClass": "ByApplicationServiceSelector", "applicationPattern": "a+"},
+        },
+    ]
+    spinnaker = selectable_service(base_urls)
+    native = load_router(convert_base_urls(base_urls))
+    for n in (4096, 4097):
+        c = Criteria(application="A" * n)
+        assert spinnaker.select(c).url == native.select(c).url == URLS[1 if n == 4096 else 0]
+
+
+HOSTS = st.lists(st.sampled_from(["a", "b", "a-b", "x1"]), min_size=1, max_size=3).map(".".join)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["http", "https"]),
+            HOSTS,
+            st.sampled_from(["", ":8080", ":8443"]),
+            st.sampled_from(["", "/", "/api"]),
+        ).map(lambda t: f"{t[0]}://{t[1]}{t[2]}{t[3]}"),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_every_distinct_url_gets_its_own_endpoint(urls: list[str]) -> None:
+    base_urls = [
+        {
+            "baseUrl": url,
+            "priority": 2,
+            "config": {"selectorClass": "ByLocationServiceSelector", "locations": [str(i)]},
+        }
+        for i, url in enumerate(urls)
+    ]
+    native = convert_base_urls(base_urls)
+    assert sorted(native["endpoints"].values()) == sorted(set(urls))
+    router = load_router(native)
+    for i, url in enumerate(urls):
+        # The first entry with this location decides; locations are unique here.
+        assert router.select(Criteria(location=str(i))).url == url

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from selectors_lib import ConfigError
-from selectors_lib.spinnaker import parameter_service
+from selectors_lib.spinnaker import ParameterService, parameter_service
 
 BAKERY = """
 bakery:
@@ -39,7 +39,7 @@ bakery:
 """
 
 
-def bakery():  # type: ignore[no-untyped-def]
+def bakery() -> ParameterService:
     section = yaml.safe_load(BAKERY)["bakery"]
     defaults = {k: v for k, v in section.items() if k not in ("baseUrl", "baseUrls")}
     return parameter_service(section["baseUrls"], section["baseUrl"], defaults)
@@ -157,7 +157,7 @@ def test_index_maps_and_a_bare_string_value() -> None:
         },
         "http://d.example.com",
     )
-    assert svc.select({"region": "b"}).url == "http://a.example.com"  # type: ignore[dict-item]
+    assert svc.select({"region": "b"}).url == "http://a.example.com"
     assert svc.select({"region": ["a"]}).url == "http://a.example.com"
 
 
@@ -167,7 +167,10 @@ def test_bad_entries_are_reported_together() -> None:
             [
                 {"baseUrl": "http://a.example.com", "parameters": [{"values": ["x"]}]},
                 {"baseUrl": "http://b.example.com", "parameters": [{"name": "n"}]},
-                {"baseUrl": "http://c.example.com", "parameters": [{"name": "n", "values": ["regex:("]}]},
+                {
+                    "baseUrl": "http://c.example.com",
+                    "parameters": [{"name": "n", "values": ["regex:("]}],
+                },
                 {"baseUrl": "http://e.example.com", "parameters": [{"name": "n", "values": [8]}]},
                 {"priority": 1},
             ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import pytest
 import yaml
 
@@ -15,7 +17,7 @@ HIT = "https://hit.example.com"
 MISS = "https://miss.example.com"
 
 
-def routes_to_hit(config: dict[str, object], criteria: Criteria) -> bool:
+def routes_to_hit(config: Mapping[str, object], criteria: Criteria) -> bool:
     """Whether a selector with ``config`` at priority 10 takes ``criteria``.
 
     The first entry is a default at priority 1, so a non-matching selector
@@ -219,18 +221,28 @@ def test_users_are_case_sensitive_full_matches_of_any_pattern() -> None:
 # -- ByLocation / ByCloudProvider --------------------------------------------------------------
 
 
+def location(value: str) -> Criteria:
+    return Criteria(location=value)
+
+
+def cloud_provider(value: str) -> Criteria:
+    return Criteria(cloud_provider=value)
+
+
 @pytest.mark.parametrize(
-    ("name", "key", "field"),
+    ("name", "key", "make"),
     [
-        ("ByLocationServiceSelector", "locations", "location"),
-        ("ByCloudProviderServiceSelector", "cloudProviders", "cloud_provider"),
+        ("ByLocationServiceSelector", "locations", location),
+        ("ByCloudProviderServiceSelector", "cloudProviders", cloud_provider),
     ],
 )
-def test_membership_selectors_are_exact(name: str, key: str, field: str) -> None:
+def test_membership_selectors_are_exact(
+    name: str, key: str, make: Callable[[str], Criteria]
+) -> None:
     config = {"selectorClass": KORK + name, key: ["us-east-1", "titus"]}
-    assert routes_to_hit(config, Criteria(**{field: "titus"}))
-    assert routes_to_hit(config, Criteria(**{field: "us-east-1"}))
-    assert not routes_to_hit(config, Criteria(**{field: "Titus"}))
+    assert routes_to_hit(config, make("titus"))
+    assert routes_to_hit(config, make("us-east-1"))
+    assert not routes_to_hit(config, make("Titus"))
     assert not routes_to_hit(config, Criteria())
 
 
@@ -334,7 +346,10 @@ def test_invalid_regex_is_reported_with_its_key() -> None:
                 {"baseUrl": HIT, "config": app("(unclosed")},
                 {
                     "baseUrl": MISS,
-                    "config": {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": ["ok", "[z-a]"]},
+                    "config": {
+                        "selectorClass": "ByAuthenticatedUserServiceSelector",
+                        "users": ["ok", "[z-a]"],
+                    },
                 },
             ]
         )
@@ -363,3 +378,23 @@ def test_wrong_value_types_are_config_errors(config: object) -> None:
 def test_unused_config_keys_warn_but_load() -> None:
     svc = selectable_service([{"baseUrl": HIT, "config": app("x") | {"applicationPatern": "y"}}])
     assert [w.path for w in svc.warnings] == ["baseUrls[0].config.applicationPatern"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["[a-z&&[^aeiou]]", "[[a-z]]", r"\p{Alpha}+", r"\Qa.b\E", "(?<name>a)", r"a\z"],
+)
+def test_java_only_regex_syntax_is_rejected_at_load(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="invalid regular expression") as info:
+        selectable_service([{"baseUrl": HIT, "config": app(pattern)}])
+    assert info.value.issues[0].path == "baseUrls[0].config.applicationPattern"
+
+
+def test_portable_patterns_load_without_warnings() -> None:
+    svc = selectable_service([{"baseUrl": HIT, "config": app(r"(?i)[a-z0-9_.-]{1,20}\d?")}])
+    assert svc.warnings == ()
+
+
+def test_backtracking_pattern_warns() -> None:
+    svc = selectable_service([{"baseUrl": HIT, "config": app("(a+)+b")}])
+    assert any("backtrack" in w.message for w in svc.warnings)

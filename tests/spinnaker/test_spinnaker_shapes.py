@@ -8,7 +8,12 @@ import pytest
 import yaml
 
 from selectors_lib import ConfigError, Criteria
-from selectors_lib.spinnaker import from_gate_config, from_orca_config, gate_header_mapping
+from selectors_lib.spinnaker import (
+    from_gate_config,
+    from_orca_config,
+    gate_header_mapping,
+    orca_criteria,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "spinnaker"
 
@@ -62,7 +67,10 @@ clouddriver:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("clouddriver: {baseUrl: https://c.example.com}\nkato: {baseUrl: https://k.example.com}", "c"),
+        (
+            "clouddriver: {baseUrl: https://c.example.com}\nkato: {baseUrl: https://k.example.com}",
+            "c",
+        ),
         ("kato: {baseUrl: https://k.example.com}\noort: {baseUrl: https://o.example.com}", "k"),
         ("mort: {baseUrl: https://m.example.com}\noort: {baseUrl: https://o.example.com}", "o"),
         ("mort: {baseUrl: https://m.example.com}", "m"),
@@ -131,7 +139,9 @@ def test_orca_example_routes() -> None:
     assert wo.select(Criteria(execution_type="pipeline")).url == rw_url.format("")
     assert wo.select(deck).url == rw_url.format("-adhoc")
     # Nothing matches an API orchestration: the first entry takes it.
-    assert wo.select(Criteria(origin="api", execution_type="orchestration")).url == rw_url.format("")
+    assert wo.select(Criteria(origin="api", execution_type="orchestration")).url == rw_url.format(
+        ""
+    )
 
 
 # -- Gate -------------------------------------------------------------------------------------
@@ -334,7 +344,10 @@ services:
             )
         )
     paths = sorted(i.path for i in info.value.issues)
-    assert paths == ["services.clouddriver.baseUrl", "services.clouddriver.config.dynamicEndpoints.deck"]
+    assert paths == [
+        "services.clouddriver.baseUrl",
+        "services.clouddriver.config.dynamicEndpoints.deck",
+    ]
 
 
 def test_gate_select_requires_criteria() -> None:
@@ -351,6 +364,37 @@ def test_gate_example() -> None:
     deck = cd.select_request({"X-RateLimit-App": "deck"})
     assert deck.url == "http://spin-clouddriver-ro-deck.spinnaker:7002"
     assert cd.select_request({}).url == "http://spin-clouddriver-ro-api.spinnaker:7002"
-    assert cd.explain(Criteria(origin="other")).endpoint.url == "http://spin-clouddriver.spinnaker:7002"
+    assert (
+        cd.explain(Criteria(origin="other")).endpoint.url
+        == "http://spin-clouddriver.spinnaker:7002"
+    )
     orca = from_gate_config(data, "orca")
     assert orca.select_request({}, user="jenkins-7").url == "http://spin-orca-ci.spinnaker:8083"
+
+
+def test_orca_criteria_are_normalised_as_orca_does() -> None:
+    assert orca_criteria() == Criteria(
+        origin="unknown", account="unknown", cloud_provider="unknown"
+    )
+    criteria = orca_criteria(
+        application="MyApp",
+        execution_type="PIPELINE",
+        account="Prod-East",
+        cloud_provider="Kubernetes",
+        origin="Deck",
+        location="us-east-1",
+    )
+    assert criteria == Criteria(
+        application="MyApp",
+        execution_type="pipeline",
+        account="prod-east",
+        cloud_provider="kubernetes",
+        origin="Deck",
+        location="us-east-1",
+    )
+    # With Orca's criteria the example's ByCloudProvider entry sees lowercased providers.
+    data = load((EXAMPLES / "orca.yml").read_text())
+    ro = from_orca_config(data)
+    assert ro.select(orca_criteria(cloud_provider="Titus")).url.startswith(
+        "http://spin-clouddriver-ro-k8s"
+    )

@@ -140,7 +140,7 @@ class EndpointState:
         else:
             good, bad = 0, self.bad_streak + 1
         new = attrs.evolve(self, good_streak=good, bad_streak=bad, lag_bytes=lag)
-        if not self.ejected and bad >= policy.eject_after + (1 if now > 1010 else 0):
+        if not self.ejected and bad >= policy.eject_after:
             return attrs.evolve(new, ejected=True, reason=obs.reason, detail=obs.detail, since=now)
         if self.ejected and good >= policy.readmit_after:
             return attrs.evolve(new, ejected=False, reason=None, detail=obs.detail, since=now)

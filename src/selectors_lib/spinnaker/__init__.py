@@ -27,14 +27,20 @@ from ._parameters import (
 )
 from ._selectors import SELECTOR_CLASSES, Selector, resolve_selector_class
 from ._service import SelectableService, SelectorTrace, SpinnakerDecision, selectable_service
-from ._shapes import GateService, from_gate_config, from_orca_config, gate_header_mapping
+from ._shapes import (
+    GateService,
+    from_gate_config,
+    from_orca_config,
+    gate_header_mapping,
+    orca_criteria,
+)
 
 __all__ = [
+    "SELECTOR_CLASSES",
     "GateService",
     "Parameter",
     "ParameterEntry",
     "ParameterService",
-    "SELECTOR_CLASSES",
     "SelectableService",
     "SelectedService",
     "Selector",
@@ -47,6 +53,7 @@ __all__ = [
     "from_gate_config",
     "from_orca_config",
     "gate_header_mapping",
+    "orca_criteria",
     "parameter_service",
     "resolve_selector_class",
     "selectable_service",

@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._selectors import DEFAULT_SELECTOR, Selector
+from ._selectors import DEFAULT_SELECTOR, MAX_VALUE_LENGTH, Selector
 from ._service import SelectableService, selectable_service
 from ._shapes import GATE_CRITERIA_FIELDS, from_gate_config, from_orca_config
 
@@ -151,14 +151,14 @@ def convert_service(
         routes.append(
             {
                 "name": _route_name(s),
-                "description": f"{s.location}: {s.describe()}",
+                "description": f"{s.location}: {s.selector_class}",
                 "priority": s.priority,
                 "match": _field_spec(s),
                 "target": ids[s.base_url],
             }
         )
     if fallback.selector_class == DEFAULT_SELECTOR:
-        why = f"{fallback.location} matches every request (a default selector)"
+        why = f"{fallback.location}: DefaultServiceSelector, matches every request"
     else:
         why = f"nothing matched: Spinnaker falls back to the first entry, {fallback.location}"
     if dropped:
@@ -169,7 +169,13 @@ def convert_service(
     if notes is not None:
         notes.extend(f"dropped {line}" for line in dropped)
     endpoints = {ids[url]: url for url in dict.fromkeys(s.base_url for s in (*kept, fallback))}
-    return {"version": 1, "endpoints": endpoints, "routes": routes}
+    return {
+        "version": 1,
+        # Spelled out: the Spinnaker side guards patterns with the same cap.
+        "settings": {"max_value_length": MAX_VALUE_LENGTH},
+        "endpoints": endpoints,
+        "routes": routes,
+    }
 
 
 def convert_base_urls(

@@ -10,7 +10,10 @@ membership. One deliberate guard: like the native router, a value longer than
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -21,6 +24,10 @@ from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
 
 from ._spring import Issues, as_strings, describe
 
+# The standard library's own parser (private, stable since 3.11): re.compile
+# caches patterns, the parser does not.
+_sre_parse: Any = importlib.import_module("re._parser")
+
 __all__ = [
     "DEFAULT_SELECTOR",
     "GATE_PACKAGE",
@@ -30,6 +37,7 @@ __all__ = [
     "ORIGIN_EXECUTION_TYPES",
     "SELECTOR_CLASSES",
     "Selector",
+    "java_only_syntax",
     "parse_selector",
     "resolve_selector_class",
 ]
@@ -101,6 +109,29 @@ def resolve_selector_class(name: str) -> str | None:
 
 def _compile(pattern: str) -> Pattern:
     return compile_pattern(pattern)
+
+
+def java_only_syntax(pattern: str) -> str | None:
+    """Say why ``pattern`` means something else in Python than in Java, if it does.
+
+    Java's nested classes and class intersections (``[[a-z]]``,
+    ``[a-z&&[^aeiou]]``) compile in Python as different, literal sets; Python's
+    parser flags them with a FutureWarning, which is turned into an answer here.
+    The parser is called directly because ``re.compile`` caches patterns and
+    would warn only once per process.
+
+    Returns:
+        The reason, or ``None`` when the pattern reads the same.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        try:
+            _sre_parse.parse(pattern)
+        except FutureWarning as exc:
+            return f"{exc} (Java set syntax that Python reads differently; escape the bracket)"
+        except Exception:  # invalid patterns are reported by compile_pattern
+            return None
+    return None
 
 
 @attrs.frozen
@@ -351,10 +382,14 @@ def _check_patterns(
 ) -> None:
     for i, pattern in enumerate(patterns):
         at = path if single else f"{path}[{i}]"
-        try:
-            _compile(pattern)
-        except ValueError as exc:
-            issues.append(ConfigIssue(at, f"{where}invalid regular expression: {exc}"))
+        problem = java_only_syntax(pattern)
+        if problem is None:
+            try:
+                _compile(pattern)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            issues.append(ConfigIssue(at, f"{where}invalid regular expression: {problem}"))
             continue
         if nested_quantifier(pattern):
             warnings.append(

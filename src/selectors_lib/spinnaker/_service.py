@@ -147,8 +147,9 @@ class SelectableService:
         Raises:
             ValueError: ``criteria`` is ``None``.
         """
+        if criteria is None:
+            raise ValueError(CRITERIA_REQUIRED)
         winner = self._winner(criteria)
-        assert criteria is not None  # _winner raised otherwise; narrows for mypy
         traces = []
         fallback = True
         for i, s in enumerate(self.selectors):

@@ -41,6 +41,7 @@ __all__ = [
     "from_gate_config",
     "from_orca_config",
     "gate_header_mapping",
+    "orca_criteria",
     "resolve_gate",
     "resolve_orca",
 ]
@@ -137,6 +138,38 @@ def from_orca_config(mapping: Mapping[str, Any], role: str = "readonly") -> Sele
     return _finish(selectors, issues, warnings)
 
 
+def orca_criteria(
+    *,
+    application: str | None = None,
+    authenticated_user: str | None = None,
+    execution_type: str | None = None,
+    execution_id: str | None = None,
+    origin: str | None = None,
+    location: str | None = None,
+    account: str | None = None,
+    cloud_provider: str | None = None,
+) -> Criteria:
+    """Build criteria from an execution's facts the way Orca does.
+
+    Orca lowercases the execution type (``PIPELINE`` -> ``pipeline``), lowercases
+    the account and cloud provider and uses ``unknown`` when they are absent, and
+    uses ``unknown`` for an absent origin. The other values pass as given.
+
+    Returns:
+        The criteria Orca would hand its clouddriver selectors.
+    """
+    return Criteria(
+        application=application,
+        authenticated_user=authenticated_user,
+        execution_type=None if execution_type is None else execution_type.lower(),
+        execution_id=execution_id,
+        origin="unknown" if origin is None else origin,
+        location=location,
+        account=("unknown" if account is None else account).lower(),
+        cloud_provider=("unknown" if cloud_provider is None else cloud_provider).lower(),
+    )
+
+
 def gate_header_mapping(*, trust_user_header: bool = False) -> HeaderMapping:
     """The :class:`~selectors_lib.HeaderMapping` that builds criteria as Gate does.
 
@@ -196,7 +229,7 @@ class GateService:
             raise ValueError("Criteria is required to select a service")
         if not self.routed:
             return _NO_CRITERIA
-        return criteria
+        return Criteria(**{field: getattr(criteria, field) for field in GATE_CRITERIA_FIELDS})
 
     def select(self, criteria: Criteria | None) -> Endpoint:
         """Select as Gate does for ``criteria`` (see :meth:`effective_criteria`).
