@@ -85,4 +85,4 @@ def main(master: str, replica_1: str, replica_2: str, seconds: float = 5.0) -> d
 if __name__ == "__main__":
     if len(sys.argv) != 4:
         sys.exit(__doc__)
-    main(*sys.argv[1:4])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -14,6 +14,7 @@ import re
 import reprlib
 import tomllib
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from ._criteria import FIELDS
 from ._errors import ConfigError, ConfigIssue
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
-from ._regex import ENGINES, compile_pattern, nested_quantifier
+from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
 from ._router import Router, RouterConfig, Rule, Settings
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
@@ -547,7 +548,7 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
         )
         try:
             compiled.append(
-                compile_pattern(pattern, engine=settings.regex_engine, ignore_case=case == "ignore")
+                _compile(check, where, pattern, settings.regex_engine, case == "ignore")
             )
         except ValueError as exc:
             check.error(where, f"invalid regular expression: {exc}")
@@ -556,17 +557,34 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
         except ImportError:
             good = False  # reported once, under settings.regex_engine
             continue
-        if settings.regex_engine == "re" and nested_quantifier(pattern):
-            check.warn(
-                where,
-                f"pattern {pattern!r:.80} nests quantifiers and may backtrack "
-                "catastrophically; simplify it or use regex_engine: re2",
-            )
     if not good:
         return None
     return FieldMatch(
         regex=values, case=case, compiled=tuple(compiled), max_length=settings.max_value_length
     )
+
+
+def _compile(check: _Checker, where: str, pattern: str, engine: str, ignore_case: bool) -> Pattern:
+    """:func:`compile_pattern`, with warnings about the pattern reported at ``where``.
+
+    ``re`` warns (FutureWarning) about syntax whose meaning will change, such as
+    ``[[``; as a config warning it carries its path, and under ``-W error`` it
+    cannot escape the loader. ``re.compile`` caches and warns once per process,
+    so the warnings are taken from :func:`nested_quantifier`'s fresh parse.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_pattern(pattern, engine=engine, ignore_case=ignore_case)
+        nested = engine == "re" and nested_quantifier(pattern)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        check.warn(where, message)
+    if nested:
+        check.warn(
+            where,
+            f"pattern {pattern!r:.80} nests quantifiers and may backtrack "
+            "catastrophically; simplify it or use regex_engine: re2",
+        )
+    return compiled
 
 
 def _target(

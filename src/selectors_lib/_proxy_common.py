@@ -34,6 +34,8 @@ CRITERIA_KEY = "selectors_lib.criteria"
 
 #: Hop-by-hop fields (RFC 9110 section 7.6.1, plus the RFC 2616 ones proxies
 #: still meet): they describe one connection and must not be forwarded.
+#: ``trailer`` is here because bodies are re-framed hop by hop and httpx
+#: forwards no trailers: announcing trailers that never come would be wrong.
 HOP_BY_HOP: frozenset[str] = frozenset(
     {
         "connection",

@@ -55,9 +55,16 @@ def compile_pattern(pattern: str, *, engine: str = "re", ignore_case: bool = Fal
         try:
             options = re2.Options()
             options.case_sensitive = not ignore_case
+            # The error comes back as a ConfigError with its path; RE2 would
+            # also print it to stderr through absl logging.
+            options.log_errors = False
             compiled: Pattern = re2.compile(pattern, options)
         except Exception as exc:  # re2 raises its own error type
-            raise ValueError(str(exc)) from None
+            # ...whose message is bytes: show "invalid escape", not "b'invalid escape'".
+            detail = exc.args[0] if len(exc.args) == 1 else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise ValueError(str(detail)) from None
         return compiled
     raise ValueError(f"unknown regex engine {engine!r}; expected one of {', '.join(ENGINES)}")
 

@@ -18,7 +18,8 @@ Metrics (Prometheus conventions: base units, ``_total`` on counters):
 - ``selectors_readmissions_total{endpoint}`` (counter): endpoints readmitted.
 - ``selectors_endpoint_up{endpoint}`` (gauge): 1 taking traffic, 0 ejected.
 - ``selectors_config_reloads_total{result}`` (counter): ``ok`` or ``failed``.
-- ``selectors_config_last_reload_successful`` (gauge): 1 or 0.
+- ``selectors_config_last_reload_successful`` (gauge): 0 after a failed reload,
+  1 otherwise.
 - ``selectors_replica_lag_bytes{endpoint}`` (gauge): replication lag; NaN when
   it could not be read.
 
@@ -140,7 +141,7 @@ class PrometheusObserver:
         )
         self.last_reload_ok = Gauge(
             name("config_last_reload_successful"),
-            "1 if the last configuration reload succeeded, 0 if it failed.",
+            "0 after a failed configuration reload, 1 otherwise.",
             registry=registry,
         )
         self.lag = Gauge(
@@ -156,6 +157,8 @@ class PrometheusObserver:
         # Start the reload counters at zero so rate() and alerts see both series.
         self.reloads.labels("ok")
         self.reloads.labels("failed")
+        # A router starts from a configuration that loaded: not a failure to alert on.
+        self.last_reload_ok.set(1)
 
     def observe(self, router: Router) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 from collections.abc import Iterator
@@ -171,8 +172,8 @@ def test_user_header_carries_the_authenticated_user(backends: dict[str, str]) ->
         await proxy(scope, receive, send)
 
     with (
-        serve_asgi(authenticated, proxy=True) as base,
-        serve_asgi(passthrough, proxy=True) as raw,
+        serve_asgi(authenticated, lifespan="on", proxy=True) as base,
+        serve_asgi(passthrough, lifespan="on", proxy=True) as raw,
         httpx.Client(timeout=10) as c,
     ):
         spoof = {"X-Spinnaker-User": "mallory", "x-spinnaker-user": "eve"}
@@ -241,3 +242,17 @@ def test_a_client_passed_in_is_used_and_left_open(backends: dict[str, str]) -> N
         assert c.get(base + "/x").json()["backend"] == "ro-1"
     assert seen == [backends["ro-1"] + "/x"]
     assert open_after_shutdown == [True]
+
+
+def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
+    proxy = SelectorsProxy(load_router(config))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(proxy({"type": "websocket", "headers": []}, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1003}]

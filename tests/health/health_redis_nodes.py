@@ -53,12 +53,15 @@ class LagProxy:
         self.upstream_port = upstream_port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
+        # A blocked accept() does not notice close() from another thread: poll instead.
+        self._listener.settimeout(0.05)
         self._flowing = threading.Event()
         self._flowing.set()
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
 
     def stall(self) -> None:
         self._flowing.clear()
@@ -67,19 +70,24 @@ class LagProxy:
         self._flowing.set()
 
     def close(self) -> None:
-        self._closed.set()
-        self._flowing.set()
-        self._listener.close()
         with self._lock:
-            for sock in self._sockets:
-                sock.close()
+            self._closed.set()
+            sockets, self._sockets = self._sockets, []
+        self._flowing.set()
+        self._accepter.join(5)
+        self._listener.close()
+        for sock in sockets:
+            sock.close()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue  # look at the closed flag again
             except OSError:
                 return
+            client.settimeout(None)
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2)
                 upstream.settimeout(None)
@@ -87,6 +95,10 @@ class LagProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._closed.is_set():  # accepted while closing: nobody else will close them
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
@@ -199,7 +211,9 @@ class RedisSet:
         pipe.execute()
 
     def close(self) -> None:
+        # Replicas first, so they do not reconnect through a closing proxy.
+        for node in self.replicas.values():
+            node.stop()
         for proxy in self.proxies:
             proxy.close()
-        for node in self.nodes:
-            node.stop()
+        self.master.stop()

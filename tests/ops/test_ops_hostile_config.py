@@ -183,6 +183,8 @@ def assert_only_config_error(source: Any, document: object) -> None:
 # Every code point, lone surrogates and control characters included.
 ANY_CHAR = st.characters(exclude_categories=())
 BAD_PATTERNS = (
+    "[[a]",
+    "[a--b]",
     "(",
     "[a-",
     "(?P<",

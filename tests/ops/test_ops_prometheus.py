@@ -105,6 +105,8 @@ def test_reloads_ok_and_failed() -> None:
     # Both series exist from the start, so alerts on increase() work at once.
     assert ("selectors_config_reloads_total", frozenset({("result", "failed")})) in samples
     assert value(samples, "selectors_config_reloads_total", result="failed") == 0
+    # No alert at start-up: the router was built from a configuration that loaded.
+    assert value(samples, "selectors_config_last_reload_successful") == 1
 
     router.reload(config_b())
     samples = scrape(registry)
