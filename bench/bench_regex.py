@@ -20,7 +20,7 @@ the ``nested_quantifier`` warning, and choose ``re2`` when patterns meet
 untrusted values. Absolute times drift on shared machines; the ratios and the
 growth per row are the point.
 
-Usage: python bench/bench_regex.py [--budget SECONDS]
+Usage: python bench/bench_regex.py [--budget SECONDS] [--quick]
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=0.5, help="stop re once a call takes longer (seconds)"
     )
+    parser.add_argument("--quick", action="store_true", help="a 0.05 s budget (CI smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.budget = min(args.budget, 0.05)
 
     uncapped = matcher("re", 1 << 20)
     capped = matcher("re", 4096)

@@ -132,5 +132,7 @@ def machine(algorithm: str) -> Any:
 @pytest.mark.parametrize("algorithm", ["slots", "rendezvous", "ring", "maglev", "jump"])
 def test_pool_state_machine(algorithm: str) -> None:
     state_machine = machine(algorithm)
-    state_machine.TestCase.settings = settings(max_examples=15, stateful_step_count=15, deadline=None)
+    state_machine.TestCase.settings = settings(
+        max_examples=15, stateful_step_count=15, deadline=None
+    )
     state_machine.TestCase().runTest()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -255,3 +257,27 @@ def test_asyncio_run_and_guard() -> None:
 
     asyncio.run(scenario())
     assert probe.closed >= 1
+
+
+def test_redis_is_imported_only_for_a_redis_probe() -> None:
+    code = (
+        "import sys, selectors_lib, selectors_lib.health;"
+        "assert 'redis' not in sys.modules, 'imported too early';"
+        "selectors_lib.health.RedisLagProbe;"
+        "assert 'redis' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_redis_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
+    monkeypatch.delitem(sys.modules, "selectors_lib.health._redis", raising=False)
+    router = make_router(
+        {
+            "probes": [
+                {"type": "redis_lag", "master": "redis://m:6379", "replicas": {"a": "redis://a"}}
+            ]
+        }
+    )
+    with pytest.raises(ImportError, match=r"pip install 'selectors-lib\[redis\]'"):
+        HealthMonitor.from_router(router)

@@ -21,7 +21,6 @@ from selectors_lib._reloader import FileReloader
 from selectors_lib.prometheus import instrument
 
 HOT = Criteria(execution_id="exec-1", attributes={"x-tenant": "t1"})
-COLD = Criteria(application="APP-9", execution_id="exec-2")
 
 
 def write(path: Path, config: Any) -> None:

@@ -28,7 +28,7 @@ try:
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-except ImportError:  # pragma: no cover - exercised only without the extra
+except ImportError:
     raise ImportError(
         "the Redis lag probe needs redis-py: pip install 'selectors-lib[redis]'"
     ) from None
