@@ -12,12 +12,33 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["tests", "typing", "lint", "docs"]
 nox.options.error_on_missing_interpreters = True
 
-# pyenv's shims find 3.12 and 3.13 only when they are named in PYENV_VERSION.
-if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
-    os.environ["PYENV_VERSION"] = "3.11.7:3.12.1:3.13.0"
-
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+def _expose_pyenv_versions() -> None:
+    """Let pyenv's shims find every Python the sessions want.
+
+    pyenv's shims run only the versions named in PYENV_VERSION, and the shim that
+    started nox has already set it to its own version; add the newest installed
+    patch release of each wanted version to it.
+    """
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions = os.path.join(root, "versions")
+    if not (shutil.which("pyenv") and os.path.isdir(versions)):
+        return
+    installed = os.listdir(versions)
+    chosen = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
+    for wanted in PYTHONS:
+        matches = [
+            v for v in installed if v.startswith(wanted + ".") and v[len(wanted) + 1 :].isdigit()
+        ]
+        if matches:
+            chosen.append(max(matches, key=lambda v: int(v.rsplit(".", 1)[1])))
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys(chosen))
+
+
+_expose_pyenv_versions()
 
 
 def group(name: str) -> list[str]:

@@ -28,6 +28,7 @@ UCUM units, namespaced attributes):
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 try:
@@ -129,6 +130,9 @@ class OTelObserver:
         )
         # Attribute dicts are reused for the hot path (one per rule/endpoint pair).
         self._attrs: dict[tuple[str, str], dict[str, str]] = {}
+        # Routers whose endpoints the up gauge lists (refreshed after a reload,
+        # which may bring new endpoints).
+        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
 
     def observe(self, router: Router) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
@@ -136,10 +140,21 @@ class OTelObserver:
         Returns:
             A function that unsubscribes again.
         """
+        self._routers.add(router)
+        self._record_health(router)
+        unsubscribe = router.events.subscribe(self)
+
+        def stop() -> None:
+            self._routers.discard(router)
+            unsubscribe()
+
+        return stop
+
+    def _record_health(self, router: Router) -> None:
+        health = router.health
         with self._lock:
-            for endpoint_id, health in router.health.items():
-                self._up[endpoint_id] = 1 if health.healthy else 0
-        return router.events.subscribe(self)
+            for endpoint_id, state in health.items():
+                self._up[endpoint_id] = 1 if state.healthy else 0
 
     def __call__(self, event: Event) -> None:
         """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
@@ -167,6 +182,9 @@ class OTelObserver:
                 self._up[event.endpoint_id] = 1 if event.healthy else 0
         elif isinstance(event, ReloadEvent):
             self.reloads.add(1, {RESULT: "ok" if event.ok else "failed"})
+            if event.ok:
+                for router in list(self._routers):
+                    self._record_health(router)
         elif isinstance(event, LagEvent):
             with self._lock:
                 if event.lag_bytes is None:

@@ -30,6 +30,7 @@ from requests, so cardinality is bounded by the configuration.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 
 try:
@@ -159,6 +160,9 @@ class PrometheusObserver:
         self.reloads.labels("failed")
         # A router starts from a configuration that loaded: not a failure to alert on.
         self.last_reload_ok.set(1)
+        # Routers whose endpoints the up gauge lists (refreshed after a reload,
+        # which may bring new endpoints).
+        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
 
     def observe(self, router: Router) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
@@ -169,9 +173,19 @@ class PrometheusObserver:
         Returns:
             A function that unsubscribes again.
         """
+        self._routers.add(router)
+        self._record_health(router)
+        unsubscribe = router.events.subscribe(self)
+
+        def stop() -> None:
+            self._routers.discard(router)
+            unsubscribe()
+
+        return stop
+
+    def _record_health(self, router: Router) -> None:
         for endpoint_id, health in sorted(router.health.items()):
             self.up.labels(endpoint_id).set(1 if health.healthy else 0)
-        return router.events.subscribe(self)
 
     def __call__(self, event: Event) -> None:
         """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
@@ -195,6 +209,9 @@ class PrometheusObserver:
         elif isinstance(event, ReloadEvent):
             self.reloads.labels("ok" if event.ok else "failed").inc()
             self.last_reload_ok.set(1 if event.ok else 0)
+            if event.ok:
+                for router in list(self._routers):
+                    self._record_health(router)
         elif isinstance(event, LagEvent):
             value = math.nan if event.lag_bytes is None else float(event.lag_bytes)
             self.lag.labels(event.endpoint_id).set(value)

@@ -89,7 +89,10 @@ def test_reloads_readmission_and_lag(reader: tuple[InMemoryMetricReader, MeterPr
     memory, provider = reader
     router = load_router(config_a())
     instrument(router, meter=provider.get_meter("test"))
-    router.reload(config_b())
+    bigger = config_b()
+    bigger["endpoints"]["r7"] = "http://r7.internal"
+    bigger["routes"][2]["target"] = "r7"
+    router.reload(bigger)
     with pytest.raises(ConfigError):
         router.reload(with_changes(config_b(), version=2))
     router.mark_down("r4", reason="lag")
@@ -108,6 +111,8 @@ def test_reloads_readmission_and_lag(reader: tuple[InMemoryMetricReader, MeterPr
     assert [(dict(k), p.value) for k, p in readmissions.items()] == [
         ({"selectors.endpoint": "r4"}, 1)
     ]
+    up = points(metrics["selectors.endpoint.up"])
+    assert up[frozenset({("selectors.endpoint", "r7")})].value == 1  # added by the reload
     lag = metrics["selectors.replica.lag"]
     assert lag.unit == "By"
     # An unreadable lag is no point at all, not a zero.

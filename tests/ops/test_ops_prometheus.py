@@ -121,6 +121,21 @@ def test_reloads_ok_and_failed() -> None:
     assert router.config.default.name == "b-default"
 
 
+def test_endpoints_added_by_a_reload_are_listed_as_up() -> None:
+    router = load_router(config_a())
+    registry = CollectorRegistry()
+    instrument(router, registry=registry)
+    assert ("selectors_endpoint_up", frozenset({("endpoint", "r7")})) not in scrape(registry)
+    bigger = config_b()
+    bigger["endpoints"]["r7"] = "http://r7.internal"
+    bigger["routes"][2]["target"] = "r7"
+    router.mark_down("r2")
+    router.reload(bigger)
+    samples = scrape(registry)
+    assert value(samples, "selectors_endpoint_up", endpoint="r7") == 1
+    assert value(samples, "selectors_endpoint_up", endpoint="r2") == 0  # carried over
+
+
 def test_replica_lag_gauge() -> None:
     router = load_router(config_a())
     registry = CollectorRegistry()
