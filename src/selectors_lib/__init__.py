@@ -22,6 +22,7 @@ from ._events import (
 from ._headers import HeaderMapping
 from ._match import FieldMatch, Match
 from ._pool import Endpoint, EndpointHealth, Pool
+from ._reloader import FileReloader
 from ._router import Decision, Router, RouterConfig, Rule, RuleTrace, Settings
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "Event",
     "EventHub",
     "FieldMatch",
+    "FileReloader",
     "HeaderMapping",
     "HealthEvent",
     "LagEvent",
