@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import reprlib
 import tomllib
-import urllib.parse
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,35 +24,12 @@ from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
 from ._router import Router, RouterConfig, Rule, Settings
+from ._validate import INT32, Checker, join, kind, show
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
-_INT32 = (-(2**31), 2**31 - 1)
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-
-
-class _ShortRepr(reprlib.Repr):
-    """``reprlib`` that also survives integers too long for ``str()``."""
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 256:
-            return f"<an integer of {x.bit_length()} bits>"
-        return super().repr_int(x, level)
-
-
-_SHORT = _ShortRepr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 40, 40
-
-
-def _show(value: object) -> str:
-    """A short repr of an untrusted value, bounded in time and size.
-
-    ``f"{value!r:.40}"`` builds the whole repr first: exponential for a YAML
-    alias bomb, and a ValueError for an integer over 4300 digits.
-    """
-    return _SHORT.repr(value)
 
 
 def load_router(source: Source) -> Router:
@@ -142,100 +116,6 @@ def _load_yaml(text: str) -> object:
 # -- validation -------------------------------------------------------------------
 
 
-class _Checker:
-    """Collects issues as validation walks the document."""
-
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
-
-    def warn(self, path: str, message: str) -> None:
-        self.warnings.append(ConfigIssue(path, message))
-
-    def mapping(self, value: object, path: str, allowed: Sequence[str]) -> Mapping[str, Any] | None:
-        """Check ``value`` is a mapping with string keys among ``allowed``."""
-        if not isinstance(value, Mapping):
-            self.error(path, f"expected a mapping, got {_kind(value)}")
-            return None
-        good = True
-        for key in value:
-            if not isinstance(key, str):
-                self.error(path, f"keys must be strings, got {_kind(key)} {_show(key)}")
-                good = False
-            elif key not in allowed:
-                self.error(_join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
-                good = False
-        return value if good else {k: v for k, v in value.items() if k in allowed}
-
-    def string(self, value: object, path: str, *, max_len: int = 1024) -> str | None:
-        if not isinstance(value, str):
-            self.error(path, f"expected a string, got {_kind(value)}")
-            return None
-        if not value:
-            self.error(path, "must not be empty")
-            return None
-        if len(value) > max_len:
-            self.error(path, f"longer than {max_len} characters")
-            return None
-        return value
-
-    def strings(self, value: object, path: str) -> tuple[str, ...] | None:
-        """A string or a non-empty list of strings."""
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, list | tuple):
-            self.error(path, f"expected a string or a list of strings, got {_kind(value)}")
-            return None
-        if not value:
-            self.error(path, "must not be an empty list")
-            return None
-        out: list[str] = []
-        for i, item in enumerate(value):
-            if isinstance(item, str):
-                out.append(item)
-            else:
-                self.error(f"{path}[{i}]", f"expected a string, got {_kind(item)}")
-        return tuple(out) if len(out) == len(value) else None
-
-    def integer(self, value: object, path: str, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(path, f"expected an integer, got {_kind(value)}")
-            return None
-        if not low <= value <= high:
-            self.error(path, f"must be between {low} and {high}, got {_show(value)}")
-            return None
-        return value
-
-    @contextmanager
-    def nothing_new(self) -> Iterator[list[bool]]:
-        """Yield a flag cell set to True when the block added no error."""
-        before = len(self.issues)
-        cell = [False]
-        yield cell
-        cell[0] = len(self.issues) == before
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
-
-
-def _join(path: str, key: str) -> str:
-    safe = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key) else json.dumps(key)
-    return f"{path}.{safe}" if path else safe
-
-
 _TOP_KEYS = ("version", "settings", "endpoints", "routes", "health")
 _ROUTE_KEYS = ("name", "description", "priority", "default", "match", "target")
 _MATCH_KEYS = (*FIELDS, "attributes")
@@ -255,7 +135,7 @@ def parse_config(data: object, *, source: str | None = None) -> RouterConfig:
     Raises:
         ConfigError: Every problem found, each with its path.
     """
-    check = _Checker()
+    check = Checker()
     try:
         config = _parse(check, data, source)
     except RecursionError:
@@ -266,12 +146,12 @@ def parse_config(data: object, *, source: str | None = None) -> RouterConfig:
     return config
 
 
-def _parse(check: _Checker, data: object, source: str | None) -> RouterConfig | None:
+def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | None:
     top = check.mapping(data, "", _TOP_KEYS)
     if top is None:
         return None
     if "version" in top and (top["version"] != 1 or isinstance(top["version"], bool)):
-        check.error("version", f"unsupported version {_show(top['version'])}; expected 1")
+        check.error("version", f"unsupported version {show(top['version'])}; expected 1")
     settings = _settings(check, top.get("settings"))
     catalogue = _catalogue(check, top.get("endpoints"))
     routes = top.get("routes")
@@ -279,7 +159,7 @@ def _parse(check: _Checker, data: object, source: str | None) -> RouterConfig | 
         check.error("routes", "missing: a configuration needs at least a default route")
         return None
     if not isinstance(routes, list):
-        check.error("routes", f"expected a list, got {_kind(routes)}")
+        check.error("routes", f"expected a list, got {kind(routes)}")
         return None
     rules: list[tuple[int, Rule]] = []
     defaults: list[tuple[int, Rule]] = []
@@ -324,7 +204,7 @@ def _parse(check: _Checker, data: object, source: str | None) -> RouterConfig | 
     )
 
 
-def _settings(check: _Checker, raw: object) -> Settings:
+def _settings(check: Checker, raw: object) -> Settings:
     if raw is None:
         return Settings()
     data = check.mapping(raw, "settings", _SETTINGS_KEYS)
@@ -339,7 +219,7 @@ def _settings(check: _Checker, raw: object) -> Settings:
         value = data["regex_engine"]
         if value not in ENGINES:
             check.error(
-                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {_show(value)}"
+                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {show(value)}"
             )
         else:
             engine = value
@@ -356,7 +236,7 @@ def _settings(check: _Checker, raw: object) -> Settings:
     return Settings(cache_size=cache_size, regex_engine=engine, max_value_length=max_len)
 
 
-def _url(check: _Checker, value: object, path: str) -> str | None:
+def _url(check: Checker, value: object, path: str) -> str | None:
     url = check.string(value, path, max_len=2048)
     if url is None:
         return None
@@ -379,18 +259,18 @@ def _url(check: _Checker, value: object, path: str) -> str | None:
     return url
 
 
-def _catalogue(check: _Checker, raw: object) -> dict[str, Endpoint]:
+def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        check.error("endpoints", f"expected a mapping of id to URL, got {_kind(raw)}")
+        check.error("endpoints", f"expected a mapping of id to URL, got {kind(raw)}")
         return {}
     out: dict[str, Endpoint] = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
-            check.error("endpoints", f"endpoint ids must be non-empty strings, got {_show(key)}")
+            check.error("endpoints", f"endpoint ids must be non-empty strings, got {show(key)}")
             continue
-        path = _join("endpoints", key)
+        path = join("endpoints", key)
         if isinstance(value, Mapping):
             entry = check.mapping(value, path, ("url",))
             if entry is None:
@@ -406,7 +286,7 @@ def _catalogue(check: _Checker, raw: object) -> dict[str, Endpoint]:
     return out
 
 
-def _health(check: _Checker, raw: object, endpoints: Mapping[str, Endpoint]) -> Any:
+def _health(check: Checker, raw: object, endpoints: Mapping[str, Endpoint]) -> Any:
     if raw is None:
         return None
     from .health._settings import parse_health_settings
@@ -417,7 +297,7 @@ def _health(check: _Checker, raw: object, endpoints: Mapping[str, Endpoint]) -> 
 
 
 def _rule(
-    check: _Checker,
+    check: Checker,
     raw: object,
     path: str,
     settings: Settings,
@@ -435,11 +315,11 @@ def _rule(
             name = check.string(data["name"], f"{path}.name", max_len=200)
         if "description" in data and not isinstance(data["description"], str):
             check.error(
-                f"{path}.description", f"expected a string, got {_kind(data['description'])}"
+                f"{path}.description", f"expected a string, got {kind(data['description'])}"
             )
         is_default = data.get("default", False)
         if not isinstance(is_default, bool):
-            check.error(f"{path}.default", f"expected true or false, got {_kind(is_default)}")
+            check.error(f"{path}.default", f"expected true or false, got {kind(is_default)}")
             is_default = False
         priority: int | None = None
         if is_default:
@@ -453,7 +333,7 @@ def _rule(
         else:
             priority = 0
             if "priority" in data:
-                priority = check.integer(data["priority"], f"{path}.priority", *_INT32)
+                priority = check.integer(data["priority"], f"{path}.priority", *INT32)
         match = _match(check, data.get("match"), f"{path}.match", settings)
         target = None
         if "target" not in data:
@@ -465,7 +345,7 @@ def _rule(
     return Rule(name, priority, match, target, default=is_default)
 
 
-def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match | None:
+def _match(check: Checker, raw: object, path: str, settings: Settings) -> Match | None:
     if raw is None:
         return Match()
     data = check.mapping(raw, path, _MATCH_KEYS)
@@ -476,7 +356,7 @@ def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match
     for key, spec in data.items():
         if key == "attributes":
             if not isinstance(spec, Mapping):
-                check.error(f"{path}.attributes", f"expected a mapping, got {_kind(spec)}")
+                check.error(f"{path}.attributes", f"expected a mapping, got {kind(spec)}")
                 good = False
                 continue
             attributes: Mapping[object, object] = spec
@@ -484,11 +364,11 @@ def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match
                 if not isinstance(name, str) or not name:
                     check.error(
                         f"{path}.attributes",
-                        f"attribute names must be non-empty strings, got {_show(name)}",
+                        f"attribute names must be non-empty strings, got {show(name)}",
                     )
                     good = False
                     continue
-                matcher = _field(check, attr_spec, _join(f"{path}.attributes", name), settings)
+                matcher = _field(check, attr_spec, join(f"{path}.attributes", name), settings)
                 if matcher is None:
                     good = False
                 else:
@@ -502,7 +382,7 @@ def _match(check: _Checker, raw: object, path: str, settings: Settings) -> Match
     return Match(tuple(fields)) if good else None
 
 
-def _field(check: _Checker, spec: object, path: str, settings: Settings) -> FieldMatch | None:
+def _field(check: Checker, spec: object, path: str, settings: Settings) -> FieldMatch | None:
     if isinstance(spec, str | list | tuple):
         values = check.strings(spec, path)
         return None if values is None else FieldMatch(equals=values)
@@ -516,13 +396,13 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
         return None
     case = data.get("case", "sensitive")
     if case not in CASE_MODES:
-        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {_show(case)}")
+        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {show(case)}")
         return None
     kind = kinds[0]
     if kind == "present":
         present = data["present"]
         if not isinstance(present, bool):
-            check.error(f"{path}.present", f"expected true or false, got {_kind(present)}")
+            check.error(f"{path}.present", f"expected true or false, got {kind(present)}")
             return None
         return FieldMatch(present=present, case=case)
     values = check.strings(data[kind], f"{path}.{kind}")
@@ -564,7 +444,7 @@ def _field(check: _Checker, spec: object, path: str, settings: Settings) -> Fiel
     )
 
 
-def _compile(check: _Checker, where: str, pattern: str, engine: str, ignore_case: bool) -> Pattern:
+def _compile(check: Checker, where: str, pattern: str, engine: str, ignore_case: bool) -> Pattern:
     """:func:`compile_pattern`, with warnings about the pattern reported at ``where``.
 
     ``re`` warns (FutureWarning) about syntax whose meaning will change, such as
@@ -588,7 +468,7 @@ def _compile(check: _Checker, where: str, pattern: str, engine: str, ignore_case
 
 
 def _target(
-    check: _Checker,
+    check: Checker,
     raw: object,
     path: str,
     catalogue: Mapping[str, Endpoint],
@@ -604,7 +484,7 @@ def _target(
         if "endpoints" not in data:
             check.error(path, "missing key 'endpoints'")
         elif not isinstance(data["endpoints"], list):
-            check.error(f"{path}.endpoints", f"expected a list, got {_kind(data['endpoints'])}")
+            check.error(f"{path}.endpoints", f"expected a list, got {kind(data['endpoints'])}")
         elif not data["endpoints"]:
             check.error(f"{path}.endpoints", "must not be empty")
         else:
@@ -626,7 +506,7 @@ def _target(
         if algorithm not in hashing.ALGORITHMS:
             check.error(
                 f"{path}.algorithm",
-                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {_show(algorithm)}",
+                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {show(algorithm)}",
             )
         hash_on: tuple[str, ...] = ()
         if "hash_on" in data and data["hash_on"] != []:
@@ -641,21 +521,21 @@ def _target(
         if missing_key not in MISSING_KEY_POLICIES:
             check.error(
                 f"{path}.missing_key",
-                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {_show(missing_key)}",
+                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {show(missing_key)}",
             )
         panic = data.get("panic_threshold", 0.5)
         if isinstance(panic, bool) or not isinstance(panic, int | float) or not 0 <= panic <= 1:
             check.error(
-                f"{path}.panic_threshold", f"expected a number from 0 to 1, got {_show(panic)}"
+                f"{path}.panic_threshold", f"expected a number from 0 to 1, got {show(panic)}"
             )
         options: dict[str, int] = {}
         if "options" in data:
             raw_options = data["options"]
             if not isinstance(raw_options, Mapping):
-                check.error(f"{path}.options", f"expected a mapping, got {_kind(raw_options)}")
+                check.error(f"{path}.options", f"expected a mapping, got {kind(raw_options)}")
             else:
                 for key, value in raw_options.items():
-                    number = check.integer(value, _join(f"{path}.options", str(key)), 1, 1 << 32)
+                    number = check.integer(value, join(f"{path}.options", str(key)), 1, 1 << 32)
                     if number is not None:
                         options[str(key)] = number
     if not ok[0]:
@@ -679,7 +559,7 @@ def _target(
 
 
 def _member(
-    check: _Checker,
+    check: Checker,
     item: object,
     path: str,
     catalogue: Mapping[str, Endpoint],
@@ -740,7 +620,7 @@ def _covers(wide: FieldMatch, narrow: FieldMatch) -> bool:
     return all(wide.test(v) for v in narrow.equals)
 
 
-def _shadowing(check: _Checker, rules: Sequence[tuple[int, Rule]]) -> None:
+def _shadowing(check: Checker, rules: Sequence[tuple[int, Rule]]) -> None:
     order = sorted(rules, key=lambda p: (-(p[1].priority or 0), p[0]))
     for pos, (index, rule) in enumerate(order):
         narrow = rule.match.as_mapping()

@@ -28,8 +28,7 @@ UCUM units, namespaced attributes):
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 try:
     from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -38,28 +37,19 @@ except ImportError:  # pragma: no cover - exercised only without the extra
         "selectors_lib.otel needs opentelemetry-api: pip install 'selectors-lib[otel]'"
     ) from None
 
-from ._events import Event, HealthEvent, LagEvent, ReloadEvent, SelectEvent
+from ._events import (
+    SELECT_DURATION_BUCKETS,
+    HealthEvent,
+    LagEvent,
+    MetricsObserver,
+    ReloadEvent,
+    SelectEvent,
+)
 from ._router import Router
 
 __all__ = ["DEFAULT_BUCKETS", "OTelObserver", "instrument"]
 
-#: Advised histogram boundaries for ``select()`` (microseconds to 100 ms); the
-#: SDK's defaults start at 5 (ms-oriented) and would lump everything together.
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    1e-6,
-    2.5e-6,
-    5e-6,
-    1e-5,
-    2.5e-5,
-    5e-5,
-    1e-4,
-    2.5e-4,
-    5e-4,
-    1e-3,
-    5e-3,
-    1e-2,
-    0.1,
-)
+DEFAULT_BUCKETS = SELECT_DURATION_BUCKETS
 
 RULE = "selectors.rule"
 ENDPOINT = "selectors.endpoint"
@@ -67,7 +57,7 @@ REASON = "selectors.ejection.reason"
 RESULT = "selectors.reload.result"
 
 
-class OTelObserver:
+class OTelObserver(MetricsObserver):
     """An event observer that records OpenTelemetry metrics.
 
     Create one per meter and subscribe it to any number of routers
@@ -79,6 +69,7 @@ class OTelObserver:
     """
 
     def __init__(self, meter: Meter, *, buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
+        super().__init__()
         self.decisions = meter.create_counter(
             "selectors.decisions", unit="{decision}", description="Routing decisions."
         )
@@ -130,67 +121,45 @@ class OTelObserver:
         )
         # Attribute dicts are reused for the hot path (one per rule/endpoint pair).
         self._attrs: dict[tuple[str, str], dict[str, str]] = {}
-        # Routers whose endpoints the up gauge lists (refreshed after a reload,
-        # which may bring new endpoints).
-        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
 
-    def observe(self, router: Router) -> Callable[[], None]:
-        """Subscribe to ``router``'s events and record its endpoints as up or down.
+    def on_select(self, event: SelectEvent) -> None:
+        """Count the decision and time it."""
+        key = (event.rule, event.endpoint_id)
+        attributes = self._attrs.get(key)
+        if attributes is None:
+            attributes = self._attrs.setdefault(
+                key, {RULE: event.rule, ENDPOINT: event.endpoint_id}
+            )
+        self.decisions.add(1, attributes)
+        self.duration.record(event.seconds)
+        if event.failover:
+            self.failovers.add(1, attributes)
+        if event.panic:
+            self.panics.add(1, {RULE: event.rule})
 
-        Returns:
-            A function that unsubscribes again.
-        """
-        self._routers.add(router)
-        self._record_health(router)
-        unsubscribe = router.events.subscribe(self)
+    def on_health(self, event: HealthEvent) -> None:
+        """Count an ejection (by reason) or a readmission."""
+        if event.healthy:
+            self.readmissions.add(1, {ENDPOINT: event.endpoint_id})
+        else:
+            self.ejections.add(1, {ENDPOINT: event.endpoint_id, REASON: event.reason or "unknown"})
 
-        def stop() -> None:
-            self._routers.discard(router)
-            unsubscribe()
+    def on_reload(self, event: ReloadEvent) -> None:
+        """Count the reload by result."""
+        self.reloads.add(1, {RESULT: "ok" if event.ok else "failed"})
 
-        return stop
-
-    def _record_health(self, router: Router) -> None:
-        health = router.health
+    def on_lag(self, event: LagEvent) -> None:
+        """Keep the last lag for the gauge (no point while it could not be read)."""
         with self._lock:
-            for endpoint_id, state in health.items():
-                self._up[endpoint_id] = 1 if state.healthy else 0
-
-    def __call__(self, event: Event) -> None:
-        """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
-        if isinstance(event, SelectEvent):
-            key = (event.rule, event.endpoint_id)
-            attributes = self._attrs.get(key)
-            if attributes is None:
-                attributes = self._attrs.setdefault(
-                    key, {RULE: event.rule, ENDPOINT: event.endpoint_id}
-                )
-            self.decisions.add(1, attributes)
-            self.duration.record(event.seconds)
-            if event.failover:
-                self.failovers.add(1, attributes)
-            if event.panic:
-                self.panics.add(1, {RULE: event.rule})
-        elif isinstance(event, HealthEvent):
-            if event.healthy:
-                self.readmissions.add(1, {ENDPOINT: event.endpoint_id})
+            if event.lag_bytes is None:
+                self._lag.pop(event.endpoint_id, None)
             else:
-                self.ejections.add(
-                    1, {ENDPOINT: event.endpoint_id, REASON: event.reason or "unknown"}
-                )
-            with self._lock:
-                self._up[event.endpoint_id] = 1 if event.healthy else 0
-        elif isinstance(event, ReloadEvent):
-            self.reloads.add(1, {RESULT: "ok" if event.ok else "failed"})
-            if event.ok:
-                for router in list(self._routers):
-                    self._record_health(router)
-        elif isinstance(event, LagEvent):
-            with self._lock:
-                if event.lag_bytes is None:
-                    self._lag.pop(event.endpoint_id, None)
-                else:
-                    self._lag[event.endpoint_id] = event.lag_bytes
+                self._lag[event.endpoint_id] = event.lag_bytes
+
+    def set_up(self, endpoint_id: str, up: bool) -> None:
+        """Keep the endpoint's state for the up gauge."""
+        with self._lock:
+            self._up[endpoint_id] = 1 if up else 0
 
     def _observe_up(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:

@@ -30,7 +30,6 @@ from requests, so cardinality is bounded by the configuration.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable, Sequence
 
 try:
@@ -40,31 +39,22 @@ except ImportError:  # pragma: no cover - exercised only without the extra
         "selectors_lib.prometheus needs prometheus_client: pip install 'selectors-lib[prometheus]'"
     ) from None
 
-from ._events import Event, HealthEvent, LagEvent, ReloadEvent, SelectEvent
+from ._events import (
+    SELECT_DURATION_BUCKETS,
+    HealthEvent,
+    LagEvent,
+    MetricsObserver,
+    ReloadEvent,
+    SelectEvent,
+)
 from ._router import Router
 
 __all__ = ["DEFAULT_BUCKETS", "PrometheusObserver", "instrument"]
 
-#: Histogram buckets for ``select()``: it takes microseconds, so the default
-#: Prometheus buckets (5 ms and up) would put every observation in the first one.
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    1e-6,
-    2.5e-6,
-    5e-6,
-    1e-5,
-    2.5e-5,
-    5e-5,
-    1e-4,
-    2.5e-4,
-    5e-4,
-    1e-3,
-    5e-3,
-    1e-2,
-    0.1,
-)
+DEFAULT_BUCKETS = SELECT_DURATION_BUCKETS
 
 
-class PrometheusObserver:
+class PrometheusObserver(MetricsObserver):
     """An event observer that keeps Prometheus metrics.
 
     One observer registers its metrics once in ``registry``; subscribe it to
@@ -88,6 +78,8 @@ class PrometheusObserver:
         namespace: str = "selectors",
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
+        super().__init__()
+
         def name(suffix: str) -> str:
             return f"{namespace}_{suffix}"
 
@@ -160,61 +152,40 @@ class PrometheusObserver:
         self.reloads.labels("failed")
         # A router starts from a configuration that loaded: not a failure to alert on.
         self.last_reload_ok.set(1)
-        # Routers whose endpoints the up gauge lists (refreshed after a reload,
-        # which may bring new endpoints).
-        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
 
-    def observe(self, router: Router) -> Callable[[], None]:
-        """Subscribe to ``router``'s events and record its endpoints as up or down.
+    def on_select(self, event: SelectEvent) -> None:
+        """Count the decision and time it."""
+        key = (event.rule, event.endpoint_id)
+        inc = self._decision_children.get(key)
+        if inc is None:
+            inc = self._decision_children.setdefault(key, self.decisions.labels(*key).inc)
+        inc()
+        self._observe_duration(event.seconds)
+        if event.failover:
+            self.failovers.labels(*key).inc()
+        if event.panic:
+            self.panics.labels(event.rule).inc()
 
-        Args:
-            router: The router to watch.
+    def on_health(self, event: HealthEvent) -> None:
+        """Count an ejection (by reason) or a readmission."""
+        if event.healthy:
+            self.readmissions.labels(event.endpoint_id).inc()
+        else:
+            self.ejections.labels(event.endpoint_id, event.reason or "unknown").inc()
 
-        Returns:
-            A function that unsubscribes again.
-        """
-        self._routers.add(router)
-        self._record_health(router)
-        unsubscribe = router.events.subscribe(self)
+    def on_reload(self, event: ReloadEvent) -> None:
+        """Count the reload by result."""
+        self.reloads.labels("ok" if event.ok else "failed").inc()
+        self.last_reload_ok.set(1 if event.ok else 0)
 
-        def stop() -> None:
-            self._routers.discard(router)
-            unsubscribe()
+    def on_lag(self, event: LagEvent) -> None:
+        """Set the lag gauge (NaN when it could not be read)."""
+        value = math.nan if event.lag_bytes is None else float(event.lag_bytes)
+        self.lag.labels(event.endpoint_id).set(value)
 
-        return stop
-
-    def _record_health(self, router: Router) -> None:
-        for endpoint_id, health in sorted(router.health.items()):
-            self.up.labels(endpoint_id).set(1 if health.healthy else 0)
-
-    def __call__(self, event: Event) -> None:
-        """Record one event (the :data:`~selectors_lib.Observer` protocol)."""
-        if isinstance(event, SelectEvent):
-            key = (event.rule, event.endpoint_id)
-            inc = self._decision_children.get(key)
-            if inc is None:
-                inc = self._decision_children.setdefault(key, self.decisions.labels(*key).inc)
-            inc()
-            self._observe_duration(event.seconds)
-            if event.failover:
-                self.failovers.labels(*key).inc()
-            if event.panic:
-                self.panics.labels(event.rule).inc()
-        elif isinstance(event, HealthEvent):
-            if event.healthy:
-                self.readmissions.labels(event.endpoint_id).inc()
-            else:
-                self.ejections.labels(event.endpoint_id, event.reason or "unknown").inc()
-            self.up.labels(event.endpoint_id).set(1 if event.healthy else 0)
-        elif isinstance(event, ReloadEvent):
-            self.reloads.labels("ok" if event.ok else "failed").inc()
-            self.last_reload_ok.set(1 if event.ok else 0)
-            if event.ok:
-                for router in list(self._routers):
-                    self._record_health(router)
-        elif isinstance(event, LagEvent):
-            value = math.nan if event.lag_bytes is None else float(event.lag_bytes)
-            self.lag.labels(event.endpoint_id).set(value)
+    def set_up(self, endpoint_id: str, up: bool) -> None:
+        """Set the endpoint's up gauge."""
+        self.up.labels(endpoint_id).set(1 if up else 0)
 
 
 def instrument(
