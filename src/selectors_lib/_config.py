@@ -169,16 +169,17 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
     }
     for index, raw in enumerate(routes):
         path = f"routes[{index}]"
-        rule = _rule(check, raw, path, settings, catalogue, known_urls)
-        if rule is None:
-            continue
-        if rule.name in names:
-            check.error(
-                f"{path}.name",
-                f"duplicate rule name {rule.name!r} (also routes[{names[rule.name]}])",
-            )
-        names.setdefault(rule.name, index)
-        (defaults if rule.default else rules).append((index, rule))
+        name, rule = _rule(check, raw, path, settings, catalogue, known_urls)
+        # A name is checked for duplicates even when its rule has other errors:
+        # fixing those must not reveal a new one.
+        if name is not None:
+            if name in names:
+                check.error(
+                    f"{path}.name", f"duplicate rule name {name!r} (also routes[{names[name]}])"
+                )
+            names.setdefault(name, index)
+        if rule is not None:
+            (defaults if rule.default else rules).append((index, rule))
     if not defaults and not any(
         isinstance(r, Mapping) and r.get("default") is True for r in routes
     ):
@@ -216,12 +217,8 @@ def _settings(check: Checker, raw: object) -> Settings:
         cache_size = check.integer(data["cache_size"], "settings.cache_size", 0, 10_000_000) or 0
     engine = default.regex_engine
     if "regex_engine" in data:
-        value = data["regex_engine"]
-        if value not in ENGINES:
-            check.error(
-                "settings.regex_engine", f"expected one of {', '.join(ENGINES)}, got {show(value)}"
-            )
-        else:
+        value = check.one_of(data["regex_engine"], "settings.regex_engine", ENGINES)
+        if value is not None:
             engine = value
             try:
                 compile_pattern("x", engine=engine)
@@ -234,29 +231,6 @@ def _settings(check: Checker, raw: object) -> Settings:
             or max_len
         )
     return Settings(cache_size=cache_size, regex_engine=engine, max_value_length=max_len)
-
-
-def _url(check: Checker, value: object, path: str) -> str | None:
-    url = check.string(value, path, max_len=2048)
-    if url is None:
-        return None
-    problem = None
-    try:
-        parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # raises on a bad port
-    except ValueError as exc:
-        problem = str(exc)
-    else:
-        if not _SCHEME.fullmatch(parts.scheme or ""):
-            problem = "missing scheme (e.g. https://)"
-        elif not parts.hostname:
-            problem = "missing host"
-        elif any(c.isspace() for c in url):
-            problem = "contains white space"
-    if problem:
-        check.error(path, f"invalid URL {url!r:.80}: {problem}")
-        return None
-    return url
 
 
 def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
@@ -278,9 +252,9 @@ def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
             if "url" not in entry:
                 check.error(path, "missing key 'url'")
                 continue
-            url = _url(check, entry["url"], f"{path}.url")
+            url = check.url(entry["url"], f"{path}.url")
         else:
-            url = _url(check, value, path)
+            url = check.url(value, path)
         if url is not None:
             out[key] = Endpoint(key, url)
     return out
@@ -303,10 +277,11 @@ def _rule(
     settings: Settings,
     catalogue: Mapping[str, Endpoint],
     known_urls: dict[str, tuple[str, str]],
-) -> Rule | None:
+) -> tuple[str | None, Rule | None]:
+    """The rule's valid name (or None) and the rule (None if anything is wrong)."""
     data = check.mapping(raw, path, _ROUTE_KEYS)
     if data is None:
-        return None
+        return None, None
     with check.nothing_new() as ok:
         name = None
         if "name" not in data:
@@ -317,10 +292,7 @@ def _rule(
             check.error(
                 f"{path}.description", f"expected a string, got {kind(data['description'])}"
             )
-        is_default = data.get("default", False)
-        if not isinstance(is_default, bool):
-            check.error(f"{path}.default", f"expected true or false, got {kind(is_default)}")
-            is_default = False
+        is_default = bool(check.boolean(data.get("default", False), f"{path}.default"))
         priority: int | None = None
         if is_default:
             for key in ("priority", "match"):
@@ -341,8 +313,8 @@ def _rule(
         else:
             target = _target(check, data["target"], f"{path}.target", catalogue, known_urls)
     if not ok[0] or name is None or match is None or target is None:
-        return None
-    return Rule(name, priority, match, target, default=is_default)
+        return name, None
+    return name, Rule(name, priority, match, target, default=is_default)
 
 
 def _match(check: Checker, raw: object, path: str, settings: Settings) -> Match | None:
@@ -394,17 +366,13 @@ def _field(check: Checker, spec: object, path: str, settings: Settings) -> Field
         which = " and ".join(kinds) if kinds else "none"
         check.error(path, f"give exactly one of equals, regex or present (got {which})")
         return None
-    case = data.get("case", "sensitive")
-    if case not in CASE_MODES:
-        check.error(f"{path}.case", f"expected one of {', '.join(CASE_MODES)}, got {show(case)}")
+    case = check.one_of(data.get("case", "sensitive"), f"{path}.case", CASE_MODES)
+    if case is None:
         return None
     kind = kinds[0]
     if kind == "present":
-        present = data["present"]
-        if not isinstance(present, bool):
-            check.error(f"{path}.present", f"expected true or false, got {kind(present)}")
-            return None
-        return FieldMatch(present=present, case=case)
+        present = check.boolean(data["present"], f"{path}.present")
+        return None if present is None else FieldMatch(present=present, case=case)
     values = check.strings(data[kind], f"{path}.{kind}")
     if values is None:
         return None
@@ -481,15 +449,14 @@ def _target(
         return None
     with check.nothing_new() as ok:
         members: list[tuple[Endpoint, int]] = []
+        items = None
         if "endpoints" not in data:
             check.error(path, "missing key 'endpoints'")
-        elif not isinstance(data["endpoints"], list):
-            check.error(f"{path}.endpoints", f"expected a list, got {kind(data['endpoints'])}")
-        elif not data["endpoints"]:
-            check.error(f"{path}.endpoints", "must not be empty")
         else:
+            items = check.nonempty_list(data["endpoints"], f"{path}.endpoints")
+        if items is not None:
             seen: dict[str, int] = {}
-            for i, item in enumerate(data["endpoints"]):
+            for i, item in enumerate(items):
                 member = _member(check, item, f"{path}.endpoints[{i}]", catalogue, known_urls)
                 if member is None:
                     continue
@@ -502,12 +469,9 @@ def _target(
                     continue
                 seen[member[0].id] = i
                 members.append(member)
-        algorithm = data.get("algorithm", hashing.DEFAULT_ALGORITHM)
-        if algorithm not in hashing.ALGORITHMS:
-            check.error(
-                f"{path}.algorithm",
-                f"expected one of {', '.join(hashing.ALGORITHMS)}, got {show(algorithm)}",
-            )
+        algorithm = check.one_of(
+            data.get("algorithm", hashing.DEFAULT_ALGORITHM), f"{path}.algorithm", hashing.ALGORITHMS
+        )
         hash_on: tuple[str, ...] = ()
         if "hash_on" in data and data["hash_on"] != []:
             sources = check.strings(data["hash_on"], f"{path}.hash_on")
@@ -517,12 +481,9 @@ def _target(
                 except ValueError as exc:
                     check.error(f"{path}.hash_on[{i}]", str(exc))
             hash_on = sources or ()
-        missing_key = data.get("missing_key", "first")
-        if missing_key not in MISSING_KEY_POLICIES:
-            check.error(
-                f"{path}.missing_key",
-                f"expected one of {', '.join(MISSING_KEY_POLICIES)}, got {show(missing_key)}",
-            )
+        missing_key = check.one_of(
+            data.get("missing_key", "first"), f"{path}.missing_key", MISSING_KEY_POLICIES
+        )
         panic = data.get("panic_threshold", 0.5)
         if isinstance(panic, bool) or not isinstance(panic, int | float) or not 0 <= panic <= 1:
             check.error(
@@ -538,7 +499,7 @@ def _target(
                     number = check.integer(value, join(f"{path}.options", str(key)), 1, 1 << 32)
                     if number is not None:
                         options[str(key)] = number
-    if not ok[0]:
+    if not ok[0] or algorithm is None or missing_key is None:
         return None
     pool = Pool(
         endpoints=tuple(e for e, _ in members),
@@ -574,7 +535,7 @@ def _member(
     if "weight" in data:
         weight = check.integer(data["weight"], f"{path}.weight", 1, 1_000_000) or 0
     if "url" in data:
-        url = _url(check, data["url"], f"{path}.url")
+        url = check.url(data["url"], f"{path}.url")
         endpoint_id = check.string(data["id"], f"{path}.id") if "id" in data else url
         if url is None or endpoint_id is None:
             return None

@@ -25,6 +25,7 @@ from types import TracebackType
 
 import attrs
 
+from ._background import cancel_task
 from ._errors import ConfigError
 from ._router import Router
 
@@ -225,12 +226,4 @@ class FileReloader:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                # Our own cancellation of the task, unless we are cancelled too.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await cancel_task(task)

@@ -119,7 +119,8 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
     Returns:
         A message such as ``missing host``, or None when the URL is usable: it
         has a scheme (one of ``schemes``), a host (a socket path for
-        ``unix://``), a valid port if any, and no white space.
+        ``unix://`` when ``schemes`` allows it), a valid port if any, and no
+        white space.
     """
     if not url:
         return "must not be empty"
@@ -136,7 +137,7 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
             return "missing scheme (e.g. https://)"
     elif scheme not in schemes:
         return f"expected a {' or '.join(s + '://' for s in schemes)} URL"
-    if scheme == "unix":
+    if schemes is not None and scheme == "unix":  # only where asked for: no host
         if not parts.path:
             return "missing socket path"
     elif not parts.hostname:

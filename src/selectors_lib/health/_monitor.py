@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from selectors_lib._background import cancel_task
 from selectors_lib._events import LagEvent
 from selectors_lib._pool import EndpointHealth
 from selectors_lib._router import Router
@@ -469,12 +470,4 @@ class HealthMonitor:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                # Our own cancellation of the task; re-raise only if we were cancelled too.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await cancel_task(task)
