@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 from . import hashing
 from ._criteria import FIELDS
-from ._errors import ConfigError, ConfigIssue
+from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
@@ -29,7 +28,6 @@ from ._validate import INT32, Checker, join, kind, show
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
-
 
 
 def load_router(source: Source) -> Router:
@@ -470,7 +468,9 @@ def _target(
                 seen[member[0].id] = i
                 members.append(member)
         algorithm = check.one_of(
-            data.get("algorithm", hashing.DEFAULT_ALGORITHM), f"{path}.algorithm", hashing.ALGORITHMS
+            data.get("algorithm", hashing.DEFAULT_ALGORITHM),
+            f"{path}.algorithm",
+            hashing.ALGORITHMS,
         )
         hash_on: tuple[str, ...] = ()
         if "hash_on" in data and data["hash_on"] != []:

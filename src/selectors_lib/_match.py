@@ -112,11 +112,14 @@ class FieldMatch:
                     return lambda v: v is not None and len(v) <= cap and full(v.lower()) is not None
                 return lambda v: v is not None and len(v) <= cap and full(v) is not None
             patterns = tuple(p.fullmatch for p in self.compiled)
-            return lambda v: (
-                v is not None
-                and len(v) <= cap
-                and any(f(v.lower() if lower else v) is not None for f in patterns)
-            )
+
+            def any_pattern(v: str | None) -> bool:
+                if v is None or len(v) > cap:  # checked before lower() copies it
+                    return False
+                text = v.lower() if lower else v
+                return any(f(text) is not None for f in patterns)
+
+            return any_pattern
         if self.case == "ignore":
             values = self.equals
             return lambda v: v is not None and any(equals_ignore_case(v, x) for x in values)

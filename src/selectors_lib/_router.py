@@ -178,7 +178,9 @@ class Decision:
     def __str__(self) -> str:
         lines = [f"-> {self.endpoint.id} ({self.endpoint.url}) by rule {self.rule!r}"]
         if self.key is not None:
-            lines.append(f"   key {self.key!r} from {self.key_source}")
+            # Keys come from requests: show a bounded preview, never the whole value.
+            key = self.key if len(self.key) <= 80 else self.key[:80] + "..."
+            lines.append(f"   key {key!r} from {self.key_source}")
         for endpoint_id, reason in self.skipped:
             lines.append(f"   skipped {endpoint_id}: {reason}")
         if self.panic:

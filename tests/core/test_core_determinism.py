@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,29 @@ def test_routes_match_an_independent_in_process_router() -> None:
     namespace: dict[str, object] = {}
     exec(SCRIPT.replace("print(json.dumps(out, sort_keys=True))", ""), namespace)
     assert namespace["out"] == run("123")
+
+
+def test_routes_equal_the_pinned_golden_file() -> None:
+    """The example config routes these requests as it did when the file was written.
+
+    nox runs this on Python 3.11, 3.12 and 3.13: equal to one file, equal to each
+    other. A change that moves these routes moves every deployed user's keys, so
+    it must be deliberate (regenerate the file and say so in the changelog).
+    """
+    import yaml
+
+    from selectors_lib import Criteria, load_router
+    from selectors_lib._demo import example_config_text
+
+    golden = json.loads((Path(__file__).parent / "golden_routes.json").read_text())
+    router = load_router(yaml.safe_load(example_config_text()))
+    for key, expected in golden.items():
+        i = int(key)
+        c = Criteria(
+            authenticated_user=f"user{i}",
+            application=f"app{i % 41}",
+            origin="deck" if i % 3 else "api",
+            execution_type="orchestration" if i % 5 == 0 else None,
+            execution_id=f"e{i}",
+        )
+        assert router.select(c).id == expected, key

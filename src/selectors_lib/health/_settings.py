@@ -9,10 +9,7 @@ the extras; only building probes needs them.
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +17,7 @@ import attrs
 
 from selectors_lib._errors import ConfigIssue
 from selectors_lib._pool import Endpoint
+from selectors_lib._validate import Checker, join, kind, show, url_problem
 
 __all__ = [
     "DEFAULT_MAX_LAG_BYTES",
@@ -150,90 +148,6 @@ class HealthSettings:
 # -- validation ---------------------------------------------------------------------
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    names.update({list: "a list", dict: "a mapping"})
-    return names.get(type(value), type(value).__name__)
-
-
-class _Check:
-    """Collects issues; each helper returns None after reporting a problem."""
-
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
-
-    def mapping(self, raw: object, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any] | None:
-        if not isinstance(raw, Mapping):
-            self.error(path, f"expected a mapping, got {_kind(raw)}")
-            return None
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            if not isinstance(key, str):
-                self.error(path, f"keys must be strings, got {_kind(key)} {key!r:.40}")
-            elif key not in allowed:
-                self.error(
-                    _join(path, key[:60]), f"unknown key; expected one of {', '.join(allowed)}"
-                )
-            else:
-                out[key] = value
-        return out
-
-    def seconds(self, raw: object, path: str) -> float | None:
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            self.error(path, f"expected a number of seconds, got {_kind(raw)}")
-            return None
-        if not math.isfinite(raw) or not 0 < raw <= _MAX_SECONDS:
-            self.error(path, f"must be more than 0 and at most {_MAX_SECONDS:g}, got {raw!r}")
-            return None
-        return float(raw)
-
-    def integer(self, raw: object, path: str, low: int, high: int) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            self.error(path, f"expected an integer, got {_kind(raw)}")
-            return None
-        if not low <= raw <= high:
-            self.error(path, f"must be between {low} and {high}, got {raw}")
-            return None
-        return raw
-
-    def url(self, raw: object, path: str, schemes: tuple[str, ...]) -> str | None:
-        if not isinstance(raw, str) or not raw:
-            self.error(path, f"expected a URL, got {_kind(raw)}")
-            return None
-        problem = _url_problem(raw, schemes)
-        if problem:
-            self.error(path, f"invalid URL {raw!r:.80}: {problem}")
-            return None
-        return raw
-
-
-def _join(path: str, key: str) -> str:
-    safe = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key) else json.dumps(key)
-    return f"{path}.{safe}"
-
-
-def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
-    if len(url) > 2048:
-        return "longer than 2048 characters"
-    if any(c.isspace() for c in url):
-        return "contains white space"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # raises on a bad port
-    except ValueError as exc:
-        return str(exc)
-    if parts.scheme.lower() not in schemes:
-        return f"expected a {' or '.join(s + '://' for s in schemes)} URL"
-    if parts.scheme.lower() == "unix":
-        return None if parts.path else "missing socket path"
-    return None if parts.hostname else "missing host"
-
-
 def parse_health_settings(
     raw: object, path: str, endpoints: Mapping[str, Endpoint]
 ) -> tuple[HealthSettings | None, list[ConfigIssue]]:
@@ -248,7 +162,7 @@ def parse_health_settings(
         ``(settings, issues)``: the settings when ``issues`` is empty, else None
         and every problem found.
     """
-    check = _Check()
+    check = Checker()
     settings = _parse(check, raw, path, endpoints)
     if check.issues:
         return None, check.issues
@@ -256,7 +170,7 @@ def parse_health_settings(
 
 
 def _parse(
-    check: _Check, raw: object, path: str, endpoints: Mapping[str, Endpoint]
+    check: Checker, raw: object, path: str, endpoints: Mapping[str, Endpoint]
 ) -> HealthSettings | None:
     data = check.mapping(raw, path, _HEALTH_KEYS)
     if data is None:
@@ -264,9 +178,9 @@ def _parse(
     default = HealthSettings()
     interval, timeout = default.interval, default.timeout
     if "interval" in data:
-        interval = check.seconds(data["interval"], f"{path}.interval") or interval
+        interval = _seconds(check, data["interval"], f"{path}.interval") or interval
     if "timeout" in data:
-        timeout = check.seconds(data["timeout"], f"{path}.timeout") or timeout
+        timeout = _seconds(check, data["timeout"], f"{path}.timeout") or timeout
     eject_after, readmit_after = default.eject_after, default.readmit_after
     if "eject_after" in data:
         eject_after = (
@@ -278,17 +192,15 @@ def _parse(
             or readmit_after
         )
     probes: list[ProbeSettings] = []
-    raw_probes = data.get("probes")
+    raw_probes = None
     where = f"{path}.probes"
     if "probes" not in data:
         check.error(path, "missing key 'probes': list what to probe")
-    elif not isinstance(raw_probes, list):
-        check.error(where, f"expected a list, got {_kind(raw_probes)}")
-    elif not raw_probes:
-        check.error(where, "must not be empty")
-    elif len(raw_probes) > _MAX_PROBES:
-        check.error(where, f"at most {_MAX_PROBES} probes")
     else:
+        raw_probes = check.nonempty_list(data["probes"], where)
+    if raw_probes is not None and len(raw_probes) > _MAX_PROBES:
+        check.error(where, f"at most {_MAX_PROBES} probes")
+    elif raw_probes is not None:
         names: dict[str, int] = {}
         for index, item in enumerate(raw_probes):
             probe = _probe(check, item, f"{where}[{index}]", index, endpoints)
@@ -311,42 +223,42 @@ def _parse(
 
 
 def _probe(
-    check: _Check, raw: object, path: str, index: int, endpoints: Mapping[str, Endpoint]
+    check: Checker, raw: object, path: str, index: int, endpoints: Mapping[str, Endpoint]
 ) -> ProbeSettings | None:
     if not isinstance(raw, Mapping):
-        check.error(path, f"expected a mapping, got {_kind(raw)}")
+        check.error(path, f"expected a mapping, got {kind(raw)}")
         return None
-    kind = raw.get("type")
-    if kind not in _PROBE_TYPES:
-        message = "missing key 'type'" if "type" not in raw else f"unknown type {kind!r:.40}"
+    probe_type = raw.get("type")
+    if not isinstance(probe_type, str) or probe_type not in _PROBE_TYPES:
+        message = "missing key 'type'" if "type" not in raw else f"unknown type {show(probe_type)}"
         check.error(
             path if "type" not in raw else f"{path}.type",
             f"{message}; expected one of {', '.join(_PROBE_TYPES)}",
         )
         return None
     before = len(check.issues)
-    if kind == "redis_lag":
+    if probe_type == "redis_lag":
         probe: ProbeSettings | None = _redis(check, raw, path, index, endpoints)
     else:
         probe = _http(check, raw, path, index, endpoints)
     return probe if len(check.issues) == before else None
 
 
-def _name(check: _Check, data: Mapping[str, Any], path: str, default: str) -> str:
+def _name(check: Checker, data: Mapping[str, Any], path: str, default: str) -> str:
     if "name" not in data:
         return default
     name = data["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         check.error(
             f"{path}.name",
-            f"expected 1 to 100 letters, digits, '_', '.' or '-', got {name!r:.40}",
+            f"expected 1 to 100 letters, digits, '_', '.' or '-', got {show(name)}",
         )
         return default
     return name
 
 
 def _redis(
-    check: _Check, raw: Mapping[Any, Any], path: str, index: int, endpoints: Mapping[str, Endpoint]
+    check: Checker, raw: Mapping[Any, Any], path: str, index: int, endpoints: Mapping[str, Endpoint]
 ) -> RedisLagProbeSettings | None:
     data = check.mapping(raw, path, _REDIS_KEYS)
     if data is None:
@@ -368,34 +280,23 @@ def _redis(
         for key, value in raw_replicas.items():
             if not _known(check, key, where, endpoints):
                 continue
-            url = check.url(value, _join(where, key), _REDIS_SCHEMES)
+            url = check.url(value, join(where, key), _REDIS_SCHEMES)
             if url is not None:
                 replicas.append((key, url))
     elif isinstance(raw_replicas, list):
         if not raw_replicas:
             check.error(where, "must not be empty")
-        seen: dict[str, int] = {}
-        for i, key in enumerate(raw_replicas):
-            item = f"{where}[{i}]"
-            if not _known(check, key, item, endpoints):
-                continue
-            if key in seen:
-                check.error(item, f"endpoint {key!r} is already listed (replicas[{seen[key]}])")
-                continue
-            seen[key] = i
-            url = endpoints[key].url
-            problem = _url_problem(url, _REDIS_SCHEMES)
-            if problem:
-                check.error(
-                    item,
-                    f"endpoint {key!r} has URL {url!r:.80}, not a Redis URL; give replicas "
-                    "as a mapping of endpoint id to its Redis URL",
-                )
-                continue
-            replicas.append((key, url))
+        replicas = _listed(
+            check,
+            raw_replicas,
+            where,
+            endpoints,
+            _REDIS_SCHEMES,
+            ", not a Redis URL; give replicas as a mapping of endpoint id to its Redis URL",
+        )
     else:
         check.error(
-            where, f"expected a list of endpoint ids or a mapping, got {_kind(raw_replicas)}"
+            where, f"expected a list of endpoint ids or a mapping, got {kind(raw_replicas)}"
         )
     max_lag: int | None = DEFAULT_MAX_LAG_BYTES
     if "max_lag_bytes" in data:
@@ -406,7 +307,7 @@ def _redis(
 
 
 def _http(
-    check: _Check, raw: Mapping[Any, Any], path: str, index: int, endpoints: Mapping[str, Endpoint]
+    check: Checker, raw: Mapping[Any, Any], path: str, index: int, endpoints: Mapping[str, Endpoint]
 ) -> HttpProbeSettings | None:
     data = check.mapping(raw, path, _HTTP_KEYS)
     if data is None:
@@ -414,29 +315,12 @@ def _http(
     name = _name(check, data, path, f"http-{index}")
     members: list[tuple[str, str]] = []
     where = f"{path}.endpoints"
-    raw_members = data.get("endpoints")
     if "endpoints" not in data:
         check.error(path, "missing key 'endpoints' (a list of endpoint ids)")
-    elif not isinstance(raw_members, list):
-        check.error(where, f"expected a list of endpoint ids, got {_kind(raw_members)}")
-    elif not raw_members:
-        check.error(where, "must not be empty")
     else:
-        seen: dict[str, int] = {}
-        for i, key in enumerate(raw_members):
-            item = f"{where}[{i}]"
-            if not _known(check, key, item, endpoints):
-                continue
-            if key in seen:
-                check.error(item, f"endpoint {key!r} is already listed (endpoints[{seen[key]}])")
-                continue
-            seen[key] = i
-            url = endpoints[key].url
-            problem = _url_problem(url, _HTTP_SCHEMES)
-            if problem:
-                check.error(item, f"endpoint {key!r} has URL {url!r:.80}: {problem}")
-                continue
-            members.append((key, url))
+        raw_members = check.nonempty_list(data["endpoints"], where, "a list of endpoint ids")
+        if raw_members is not None:
+            members = _listed(check, raw_members, where, endpoints, _HTTP_SCHEMES)
     probe_path = "/health"
     if "path" in data:
         value = data["path"]
@@ -447,7 +331,7 @@ def _http(
             or any(c.isspace() for c in value)
         ):
             check.error(
-                f"{path}.path", f"expected a path starting with '/' (no spaces), got {value!r:.40}"
+                f"{path}.path", f"expected a path starting with '/' (no spaces), got {show(value)}"
             )
         else:
             probe_path = value
@@ -458,7 +342,7 @@ def _http(
         if not isinstance(items, list) or not items:
             check.error(
                 f"{path}.expect_status",
-                f"expected a status code or a non-empty list of them, got {_kind(value)}",
+                f"expected a status code or a non-empty list of them, got {kind(value)}",
             )
         else:
             codes = [
@@ -469,9 +353,52 @@ def _http(
     return HttpProbeSettings(name, tuple(members), probe_path, expect)
 
 
-def _known(check: _Check, key: object, path: str, endpoints: Mapping[str, Endpoint]) -> bool:
+def _seconds(check: Checker, raw: object, path: str) -> float | None:
+    return check.number(raw, path, 0, _MAX_SECONDS, exclusive_low=True, what="a number of seconds")
+
+
+def _listed(
+    check: Checker,
+    keys: list[Any],
+    where: str,
+    endpoints: Mapping[str, Endpoint],
+    schemes: tuple[str, ...],
+    bad_url: str | None = None,
+) -> list[tuple[str, str]]:
+    """``(id, url)`` of each endpoint id listed at ``where``, each problem reported.
+
+    Args:
+        check: Collects the issues.
+        keys: The list as given.
+        where: Its path; the list's own key names it in duplicate messages.
+        endpoints: The configuration's endpoints, by id.
+        schemes: The URL schemes the probe can use.
+        bad_url: Said of an endpoint whose URL has another scheme; by default
+            what is wrong with the URL.
+    """
+    label = where.rpartition(".")[2]
+    seen: dict[str, int] = {}
+    out: list[tuple[str, str]] = []
+    for i, key in enumerate(keys):
+        item = f"{where}[{i}]"
+        if not _known(check, key, item, endpoints):
+            continue
+        if key in seen:
+            check.error(item, f"endpoint {key!r} is already listed ({label}[{seen[key]}])")
+            continue
+        seen[key] = i
+        url = endpoints[key].url
+        problem = url_problem(url, schemes)
+        if problem:
+            check.error(item, f"endpoint {key!r} has URL {url!r:.80}{bad_url or ': ' + problem}")
+            continue
+        out.append((key, url))
+    return out
+
+
+def _known(check: Checker, key: object, path: str, endpoints: Mapping[str, Endpoint]) -> bool:
     if not isinstance(key, str) or not key:
-        check.error(path, f"expected an endpoint id, got {_kind(key)}")
+        check.error(path, f"expected an endpoint id, got {kind(key)}")
         return False
     if key not in endpoints:
         known = ", ".join(sorted(endpoints)[:20])

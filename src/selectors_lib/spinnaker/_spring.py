@@ -11,11 +11,12 @@ a loader reports every problem of a file at once.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selectors_lib._errors import ConfigIssue
+from selectors_lib._validate import INT32, show, url_problem
+from selectors_lib._validate import kind as describe
 
 __all__ = [
     "INT32",
@@ -30,28 +31,12 @@ __all__ = [
     "mapping_at",
 ]
 
-INT32 = (-(2**31), 2**31 - 1)
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
 # Spring's StringToBooleanConverter spellings.
 _TRUE = frozenset({"true", "on", "yes", "1"})
 _FALSE = frozenset({"false", "off", "no", "0"})
 
 Issues = list[ConfigIssue]
-
-
-def describe(value: object) -> str:
-    """Name the kind of a parsed YAML value for messages."""
-    if value is None:
-        return "nothing (null)"
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] | None:
@@ -84,7 +69,7 @@ def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] |
                     ConfigIssue(
                         path,
                         f"{where}expected a list (or a map keyed 0, 1, ...), "
-                        f"got a mapping with key {key!r:.40}",
+                        f"got a mapping with key {show(key)}",
                     )
                 )
                 return None
@@ -122,7 +107,7 @@ def as_strings(value: object, path: str, where: str, issues: Issues) -> tuple[st
             issues.append(
                 ConfigIssue(
                     f"{path}[{i}]",
-                    f"{where}expected a string, got {describe(item)} {item!r:.40}"
+                    f"{where}expected a string, got {describe(item)} {show(item)}"
                     + (" (quote it)" if isinstance(item, int | float | bool) else ""),
                 )
             )
@@ -141,7 +126,7 @@ def as_int(value: object, path: str, where: str, issues: Issues) -> int | None:
         issues.append(ConfigIssue(path, f"{where}expected an integer, got {describe(value)}"))
         return None
     if not INT32[0] <= number <= INT32[1]:
-        issues.append(ConfigIssue(path, f"{where}must fit a Java int, got {number}"))
+        issues.append(ConfigIssue(path, f"{where}must fit a Java int, got {show(number)}"))
         return None
     return number
 
@@ -166,24 +151,7 @@ def check_url(value: object, path: str, where: str, issues: Issues) -> str | Non
     if not isinstance(value, str):
         issues.append(ConfigIssue(path, f"{where}expected a URL string, got {describe(value)}"))
         return None
-    problem = None
-    if not value:
-        problem = "must not be empty"
-    elif len(value) > 2048:
-        problem = "longer than 2048 characters"
-    elif any(c.isspace() for c in value):
-        problem = "contains white space"
-    else:
-        try:
-            parts = urllib.parse.urlsplit(value)
-            _ = parts.port  # raises on a bad port
-        except ValueError as exc:
-            problem = str(exc)
-        else:
-            if not _SCHEME.fullmatch(parts.scheme or ""):
-                problem = "missing scheme (e.g. https://)"
-            elif not parts.hostname:
-                problem = "missing host"
+    problem = url_problem(value)
     if problem:
         issues.append(ConfigIssue(path, f"{where}invalid URL {value!r:.80}: {problem}"))
         return None
