@@ -171,11 +171,7 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
         # A name is checked for duplicates even when its rule has other errors:
         # fixing those must not reveal a new one.
         if name is not None:
-            if name in names:
-                check.error(
-                    f"{path}.name", f"duplicate rule name {name!r} (also routes[{names[name]}])"
-                )
-            names.setdefault(name, index)
+            check.unique_name(names, name, "routes", index, "rule")
         if rule is not None:
             (defaults if rule.default else rules).append((index, rule))
     if not defaults and not any(

@@ -175,6 +175,27 @@ class Checker:
         yield cell
         cell[0] = len(self.issues) == before
 
+    def unique_name(
+        self, seen: dict[str, int], name: str, where: str, index: int, what: str
+    ) -> None:
+        """Report item ``index`` of the list at ``where`` if an earlier item has its name.
+
+        Args:
+            seen: Names seen so far in the list, each with its first index;
+                ``name`` is added.
+            name: The item's name.
+            where: The list's path (``routes``, ``health.probes``).
+            index: The item's index.
+            what: What the items are, for the message (``rule``, ``probe``).
+        """
+        if name in seen:
+            label = where.rpartition(".")[2]
+            self.error(
+                f"{where}[{index}].name",
+                f"duplicate {what} name {name!r} (also {label}[{seen[name]}])",
+            )
+        seen.setdefault(name, index)
+
     def mapping(self, value: object, path: str, allowed: Sequence[str]) -> Mapping[str, Any] | None:
         """Check ``value`` is a mapping with string keys among ``allowed``.
 

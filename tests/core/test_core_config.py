@@ -238,6 +238,28 @@ def test_two_defaults_and_duplicate_names() -> None:
     ]
 
 
+def test_duplicate_names_are_reported_even_in_broken_rules() -> None:
+    # All errors at once: fixing the other errors must not reveal a duplicate.
+    data = {
+        "endpoints": {"e": "http://e.test"},
+        "routes": [
+            {"name": "r", "priority": "high", "target": "e"},
+            {"name": "r", "target": "nope"},
+            {"name": 5, "target": "e"},
+            {"name": "d", "default": True, "target": "e"},
+            {"name": "r", "default": "yes", "target": "e"},
+        ],
+    }
+    assert errors(data) == [
+        "routes[0].priority: expected an integer, got a string",
+        "routes[1].target.endpoints[0]: unknown endpoint 'nope'; known: e",
+        "routes[1].name: duplicate rule name 'r' (also routes[0])",
+        "routes[2].name: expected a string, got an integer",
+        "routes[4].default: expected true or false, got a string",
+        "routes[4].name: duplicate rule name 'r' (also routes[0])",
+    ]
+
+
 def test_default_has_no_priority_or_match() -> None:
     data = {
         "endpoints": {"e": "http://e.test"},

@@ -206,12 +206,7 @@ def _parse(
             probe = _probe(check, item, f"{where}[{index}]", index, endpoints)
             if probe is None:
                 continue
-            if probe.name in names:
-                check.error(
-                    f"{where}[{index}].name",
-                    f"duplicate probe name {probe.name!r} (also probes[{names[probe.name]}])",
-                )
-            names.setdefault(probe.name, index)
+            check.unique_name(names, probe.name, where, index, "probe")
             probes.append(probe)
     return HealthSettings(
         interval=interval,
