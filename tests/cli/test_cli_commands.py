@@ -429,7 +429,7 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
 def test_convert_orca_gate_and_base_urls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    examples = ROOT / "examples/spinnaker"
+    examples = ROOT / "src/selectors_lib/spinnaker/examples"
     for argv in (
         ["--orca", str(examples / "orca.yml")],
         ["--orca", str(examples / "orca.yml"), "--role", "writeonly"],

@@ -21,7 +21,7 @@ from selectors_lib.spinnaker import (
     selectable_service,
 )
 
-EXAMPLES = Path(__file__).parents[2] / "examples" / "spinnaker"
+EXAMPLES = Path(__file__).parents[2] / "src/selectors_lib/spinnaker/examples"
 KORK = "com.netflix.spinnaker.kork.web.selector."
 LEGACY = "com.netflix.spinnaker.orca.clouddriver.config."
 GATE = "com.netflix.spinnaker.gate.services.internal."

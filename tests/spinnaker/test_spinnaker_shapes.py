@@ -15,7 +15,7 @@ from selectors_lib.spinnaker import (
     orca_criteria,
 )
 
-EXAMPLES = Path(__file__).parents[2] / "examples" / "spinnaker"
+EXAMPLES = Path(__file__).parents[2] / "src/selectors_lib/spinnaker/examples"
 
 
 def load(text: str) -> dict[str, object]:
