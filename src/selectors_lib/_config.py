@@ -22,7 +22,7 @@ from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
-from ._router import Router, RouterConfig, Rule, Settings
+from ._router import Router, RouterConfig, Rule, Settings, shared_table
 from ._validate import INT32, Checker, join, kind, show
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
@@ -118,6 +118,8 @@ _TOP_KEYS = ("version", "settings", "endpoints", "routes", "health")
 _ROUTE_KEYS = ("name", "description", "priority", "default", "match", "target")
 _MATCH_KEYS = (*FIELDS, "attributes")
 _FIELD_KEYS = ("equals", "regex", "present", "case")
+#: Rings with more points than this are reported at load (build cost).
+_LARGE_RING = 1 << 17
 _TARGET_KEYS = ("endpoints", "algorithm", "hash_on", "missing_key", "panic_threshold", "options")
 _MEMBER_KEYS = ("id", "url", "weight")
 _SETTINGS_KEYS = ("cache_size", "regex_engine", "max_value_length")
@@ -507,11 +509,26 @@ def _target(
         options=tuple(sorted(options.items())),
     )
     if len(pool.endpoints) > 1:
+        if missing_key == "reject" and not hash_on:
+            check.error(
+                f"{path}.missing_key",
+                "'reject' with no hash_on would reject every request; add hash_on sources",
+            )
+            return None
         try:
-            pool.build_table()
+            # Through the shared table cache: the router built from this
+            # configuration reuses the table instead of building it again.
+            table = shared_table(pool)
         except (ValueError, TypeError) as exc:
             check.error(path, f"{algorithm}: {exc}")
             return None
+        points = getattr(table, "ring_size", 0)
+        if points > _LARGE_RING:
+            check.warn(
+                f"{path}.options",
+                f"the ring has {points:,} points: it takes seconds and hundreds of MB to "
+                "build on every load; lower max_ring_size or use another algorithm",
+            )
     return pool
 
 

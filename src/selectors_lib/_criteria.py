@@ -25,7 +25,8 @@ class Attributes(Mapping[str, str]):
     """An immutable, hashable mapping of further named request values.
 
     Names are lowercased (they are usually HTTP header names, which are
-    case-insensitive); values are kept as given.
+    case-insensitive); values are kept as given, and a ``None`` value means the
+    attribute is absent, as ``None`` does for the named fields.
     """
 
     __slots__ = ("_data", "_hash")
@@ -34,7 +35,8 @@ class Attributes(Mapping[str, str]):
         data: dict[str, str] = {}
         if items:
             for name, value in items.items():
-                data[str(name).lower()] = str(value)
+                if value is not None:  # absent, as for the named fields
+                    data[str(name).lower()] = str(value)
         self._data = data
         # Only a cache key: never used to pick a route.
         self._hash = hash(tuple(sorted(data.items())))

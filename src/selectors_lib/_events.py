@@ -163,14 +163,29 @@ SELECT_DURATION_BUCKETS: tuple[float, ...] = (
 class MetricsObserver:
     """What every metrics backend shares: which routers it watches, and one hook per event.
 
-    A backend subclasses this and implements the ``on_*`` hooks and
-    :meth:`set_up`; :meth:`observe` subscribes it to a router. After a
-    successful reload every watched router's endpoints are recorded again, since
-    a reload may add or remove endpoints.
+    A backend subclasses this and implements the ``on_*`` hooks, :meth:`set_up`
+    and :meth:`forget`; :meth:`observe` subscribes it to a router (subscribe
+    through :meth:`observe`, not ``router.events.subscribe``: only watched
+    routers' endpoints are reported).
+
+    The per-endpoint gauges (up, lag) always list exactly the endpoints some
+    watched router serves: after a successful reload, or when a router stops
+    being watched, every watched router's endpoints are recorded again and
+    :meth:`forget` is called for each endpoint none of them serves any more
+    (an endpoint shared by several routers stays while any serves it). Health
+    and lag events about an endpoint no watched router serves are ignored, so
+    a late event cannot bring a forgotten series back. Counters are left alone.
     """
 
     def __init__(self) -> None:
         self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
+        # Serialises reconciling with the per-endpoint gauge updates, so an event
+        # racing a reload cannot re-create a series the reload just removed.
+        self._endpoints_lock = threading.Lock()
+        # Every endpoint id a gauge may hold a value for: what forget() cleans up.
+        self._recorded: set[str] = set()
+        # Endpoint ids served by the watched routers at the last reconciliation.
+        self._served: frozenset[str] = frozenset()
 
     def observe(self, router: Router) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
@@ -179,21 +194,60 @@ class MetricsObserver:
             router: The router to watch.
 
         Returns:
-            A function that unsubscribes again.
+            A function that unsubscribes again and forgets the endpoints no other
+            watched router serves.
         """
-        self._routers.add(router)
-        self._record_health(router)
+        # Watch, then subscribe, then record: an event arriving in between finds
+        # the router watched, and a reload in between is caught by the record.
+        with self._endpoints_lock:
+            self._routers.add(router)
         unsubscribe = router.events.subscribe(self)
+        with self._endpoints_lock:
+            self._reconcile()
 
         def stop() -> None:
-            self._routers.discard(router)
             unsubscribe()
+            with self._endpoints_lock:
+                self._routers.discard(router)
+                self._reconcile()
 
         return stop
 
-    def _record_health(self, router: Router) -> None:
-        for endpoint_id, health in sorted(router.health.items()):
-            self.set_up(endpoint_id, health.healthy)
+    def _states(self) -> dict[str, bool]:
+        # Caller holds _endpoints_lock. An endpoint several watched routers
+        # share counts as up only while none of them has it ejected: the
+        # gauge's value must not depend on which router happened to be read last.
+        states: dict[str, bool] = {}
+        for router in list(self._routers):
+            for endpoint_id, health in router.health.items():
+                states[endpoint_id] = states.get(endpoint_id, True) and health.healthy
+        return states
+
+    def _reconcile(self) -> None:
+        # Caller holds _endpoints_lock. Sorted, so gauges are written in a
+        # deterministic order whatever the set iteration order.
+        states = self._states()
+        for endpoint_id, up in sorted(states.items()):
+            self.set_up(endpoint_id, up)
+        for endpoint_id in sorted(self._recorded - states.keys()):
+            self.forget(endpoint_id)
+        self._recorded = set(states)
+        self._served = frozenset(states)
+
+    def _state(self, endpoint_id: str) -> bool | None:
+        # Caller holds _endpoints_lock. Whether the endpoint is up across the
+        # watched routers, or None when none serves it. Read from the routers
+        # rather than from the event: events of two writers may arrive out of
+        # order, the routers' current health cannot.
+        state: bool | None = None
+        for router in list(self._routers):
+            health = router.health.get(endpoint_id)
+            if health is not None:
+                state = health.healthy and state is not False
+        if state is not None:
+            # A reload may have added it before its ReloadEvent arrived.
+            self._recorded.add(endpoint_id)
+        return state
 
     def __call__(self, event: Event) -> None:
         """Record one event (the :data:`Observer` protocol)."""
@@ -201,14 +255,21 @@ class MetricsObserver:
             self.on_select(event)
         elif isinstance(event, HealthEvent):
             self.on_health(event)
-            self.set_up(event.endpoint_id, event.healthy)
+            with self._endpoints_lock:
+                up = self._state(event.endpoint_id)
+                if up is not None:
+                    self.set_up(event.endpoint_id, up)
         elif isinstance(event, ReloadEvent):
             self.on_reload(event)
             if event.ok:
-                for router in list(self._routers):
-                    self._record_health(router)
+                with self._endpoints_lock:
+                    self._reconcile()
         else:
-            self.on_lag(event)
+            with self._endpoints_lock:
+                # The served set answers for nearly every event without reading
+                # each router's health (lag arrives once per replica per poll).
+                if event.endpoint_id in self._served or self._state(event.endpoint_id) is not None:
+                    self.on_lag(event)
 
     def on_select(self, event: SelectEvent) -> None:
         """Record a decision."""
@@ -219,13 +280,17 @@ class MetricsObserver:
         raise NotImplementedError
 
     def on_reload(self, event: ReloadEvent) -> None:
-        """Record a reload attempt."""
+        """Record a reload attempt (the endpoints are reconciled after it)."""
         raise NotImplementedError
 
     def on_lag(self, event: LagEvent) -> None:
-        """Record a replication-lag observation."""
+        """Record a replication-lag observation of an endpoint a watched router serves."""
         raise NotImplementedError
 
     def set_up(self, endpoint_id: str, up: bool) -> None:
-        """Record whether an endpoint takes traffic."""
+        """Record whether an endpoint is healthy (ejected endpoints may still serve in panic)."""
+        raise NotImplementedError
+
+    def forget(self, endpoint_id: str) -> None:
+        """Stop reporting the per-endpoint gauges of an endpoint no watched router serves."""
         raise NotImplementedError

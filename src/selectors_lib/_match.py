@@ -29,19 +29,41 @@ __all__ = ["CASE_MODES", "FieldMatch", "Match", "equals_ignore_case", "getter"]
 CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
 
 
+def _simple_upper(c: str) -> str:
+    # Java's Character.toUpperCase maps one char to one char. Python's upper()
+    # uses the full mappings ("ß" -> "SS"); where that gives several chars, the
+    # titlecase form is the simple mapping when it is one char ("ᾳ" -> "ᾼ"),
+    # else the char maps to itself.
+    upper = c.upper()
+    if len(upper) == 1:
+        return upper
+    title = c.title()
+    return title if len(title) == 1 else c
+
+
+def _simple_lower(c: str) -> str:
+    # Only "İ" (U+0130) lowercases to several chars ("i" + combining dot);
+    # its simple mapping is the first of them.
+    return c.lower()[0]
+
+
 def equals_ignore_case(a: str, b: str) -> bool:
     """Compare two strings as Java's ``String.equalsIgnoreCase`` does.
 
-    Character by character, equal when the characters are equal or equal after
-    upper- or lower-casing either; unlike ``casefold`` it never expands one
-    character into two (``"ß"`` does not equal ``"ss"``).
+    Character by character: equal when the characters are equal, or their
+    simple uppercase forms are, or the simple lowercase forms of those are.
+    Unlike ``casefold`` it never expands one character into two (``"ß"`` does
+    not equal ``"ss"``), and ``"İ"`` equals ``"i"`` as in Java.
     """
     if len(a) != len(b):
         return False
     if a == b:
         return True
     for x, y in zip(a, b, strict=True):
-        if x != y and x.upper() != y.upper() and x.lower() != y.lower():
+        if x == y:
+            continue
+        ux, uy = _simple_upper(x), _simple_upper(y)
+        if ux != uy and _simple_lower(ux) != _simple_lower(uy):
             return False
     return True
 

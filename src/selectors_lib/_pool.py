@@ -241,6 +241,8 @@ class PoolState:
             return self._live[0]
         if policy == "round_robin":
             return self._live[next(self._counter) % len(self._live)]
+        if not self.pool.hash_on:
+            raise NoEndpointError("no routing key: the pool has no hash_on sources")
         raise NoEndpointError(
             "no routing key: none of " + ", ".join(self.pool.hash_on) + " has a value"
         )

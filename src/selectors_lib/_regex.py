@@ -65,8 +65,27 @@ def compile_pattern(pattern: str, *, engine: str = "re", ignore_case: bool = Fal
             if isinstance(detail, bytes):
                 detail = detail.decode("utf-8", "replace")
             raise ValueError(str(detail)) from None
-        return compiled
+        return _RE2Pattern(compiled)
     raise ValueError(f"unknown regex engine {engine!r}; expected one of {', '.join(ENGINES)}")
+
+
+class _RE2Pattern:
+    """An RE2 pattern that, like ``re``, accepts any str.
+
+    RE2 matches UTF-8 bytes, and a lone surrogate (``json.loads('"\\ud800"')``
+    makes one) has no UTF-8 form: such a value cannot match, and must not raise.
+    """
+
+    __slots__ = ("_fullmatch",)
+
+    def __init__(self, compiled: Pattern) -> None:
+        self._fullmatch = compiled.fullmatch
+
+    def fullmatch(self, string: str) -> object | None:
+        try:
+            return self._fullmatch(string)
+        except UnicodeEncodeError:
+            return None
 
 
 def _import_re2() -> Any:

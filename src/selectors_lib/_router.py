@@ -192,6 +192,27 @@ class Decision:
         return "\n".join(lines)
 
 
+#: Criteria holding more characters than this are routed but never cached, so
+#: the cache's memory stays bounded (cache_size x this) whatever clients send.
+MAX_CACHED_CHARS = 1024
+
+
+def _cacheable(c: Criteria) -> bool:
+    size = (
+        len(c.application or "")
+        + len(c.authenticated_user or "")
+        + len(c.execution_type or "")
+        + len(c.execution_id or "")
+        + len(c.origin or "")
+        + len(c.location or "")
+        + len(c.account or "")
+        + len(c.cloud_provider or "")
+    )
+    if c.attributes:
+        size += sum(len(k) + len(v) for k, v in c.attributes.items())
+    return size <= MAX_CACHED_CHARS
+
+
 def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
     data = {k: v for k, v in attrs.asdict(criteria, recurse=False).items() if v is not None}
     data["attributes"] = dict(criteria.attributes)
@@ -256,9 +277,27 @@ class _Snapshot:
 
 
 # Tables are pure functions of their key and immutable, so routers and reloads
-# share them: reloading a file whose pools did not change builds nothing.
-_TABLES: cachetools.LRUCache[_TableKey, hashing.HashTable] = cachetools.LRUCache(maxsize=256)
+# share them: reloading a file whose pools did not change builds nothing. Kept
+# small: a slots table is 2 MiB, and configurations whose membership keeps
+# changing must not pile up dead ones (16 cached tables: 32 MiB at most).
+_TABLES: cachetools.LRUCache[_TableKey, hashing.HashTable] = cachetools.LRUCache(maxsize=16)
 _TABLES_LOCK = threading.Lock()
+
+
+def shared_table(pool: Pool) -> hashing.HashTable:
+    """Return the hashing table of ``pool``, built once and shared while cached.
+
+    Raises:
+        ValueError: The algorithm rejects the pool's hosts, weights or options.
+    """
+    key = _table_key(pool)
+    with _TABLES_LOCK:
+        table = _TABLES.get(key)
+    if table is None:
+        table = pool.build_table()  # outside the lock: builds can take milliseconds
+        with _TABLES_LOCK:
+            _TABLES[key] = table
+    return table
 
 
 def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
@@ -266,15 +305,8 @@ def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
     for rule in (*config.rules, config.default):
         pool = rule.target
         key = _table_key(pool)
-        if len(pool.endpoints) < 2 or key in tables:
-            continue
-        with _TABLES_LOCK:
-            table = _TABLES.get(key)
-        if table is None:
-            table = pool.build_table()  # outside the lock: builds can take milliseconds
-            with _TABLES_LOCK:
-                _TABLES[key] = table
-        tables[key] = table
+        if len(pool.endpoints) > 1 and key not in tables:
+            tables[key] = shared_table(pool)
     return tables
 
 
@@ -343,7 +375,7 @@ class Router:
                 pass
         state = snap.winner(criteria)[1]
         endpoint = state.pick(criteria)
-        if cache is not None and state.deterministic:
+        if cache is not None and state.deterministic and _cacheable(criteria):
             with snap.lock:
                 cache[criteria] = endpoint
         return endpoint
@@ -493,18 +525,21 @@ class Router:
         name = None if isinstance(source, Mapping) else str(source)
         try:
             config = load_config(source)
-            self.replace_config(config)
         except Exception as exc:
             self.events.emit(ReloadEvent(False, name, str(exc), time.time()))
             raise
-        self.events.emit(ReloadEvent(True, name, None, time.time()))
+        self.replace_config(config)
         return config
 
     def replace_config(self, config: RouterConfig) -> None:
         """Serve ``config`` from now on, keeping the health of surviving endpoints.
 
         The new pool tables are built before the swap; requests in flight finish
-        on the snapshot they started with.
+        on the snapshot they started with. Emits a successful :class:`ReloadEvent`
+        (metrics then forget endpoints the new configuration no longer has).
+
+        Args:
+            config: A validated configuration.
         """
         tables = _build_tables(config)
         known = {e.id for e in config.endpoints}
@@ -512,6 +547,7 @@ class Router:
             self._tables = tables
             health = {k: v for k, v in self._snapshot.health.items() if k in known}
             self._swap(config, health)
+        self.events.emit(ReloadEvent(True, config.source, None, time.time()))
 
     def _swap(self, config: RouterConfig, health: Mapping[str, EndpointHealth]) -> None:
         # Caller holds the write lock.

@@ -18,11 +18,17 @@ UCUM units, namespaced attributes):
 - ``selectors.endpoint.ejections`` (counter, ``{ejection}``; ``selectors.endpoint``,
   ``selectors.ejection.reason``).
 - ``selectors.endpoint.readmissions`` (counter, ``{readmission}``; ``selectors.endpoint``).
-- ``selectors.endpoint.up`` (observable gauge, ``1``; ``selectors.endpoint``).
+- ``selectors.endpoint.up`` (observable gauge, ``1``; ``selectors.endpoint``):
+  1 while healthy, 0 while ejected by health (an ejected endpoint may still
+  serve while its pool panics).
 - ``selectors.config.reloads`` (counter, ``{reload}``; ``selectors.reload.result``:
   ``ok`` or ``failed``).
 - ``selectors.replica.lag`` (observable gauge, ``By``; ``selectors.endpoint``):
   no point while the lag could not be read.
+
+The two gauges report exactly the endpoints the watched routers serve: after a
+reload drops an endpoint, its points stop. Counters keep the attribute sets of
+endpoints and rules that are gone (cumulative history stays until restart).
 """
 
 from __future__ import annotations
@@ -111,7 +117,10 @@ class OTelObserver(MetricsObserver):
             "selectors.endpoint.up",
             callbacks=[self._observe_up],
             unit="1",
-            description="1 when the endpoint takes traffic, 0 when ejected.",
+            description=(
+                "1 while the endpoint is healthy, 0 while ejected by health"
+                " (may still serve when its pool panics)."
+            ),
         )
         meter.create_observable_gauge(
             "selectors.replica.lag",
@@ -160,6 +169,12 @@ class OTelObserver(MetricsObserver):
         """Keep the endpoint's state for the up gauge."""
         with self._lock:
             self._up[endpoint_id] = 1 if up else 0
+
+    def forget(self, endpoint_id: str) -> None:
+        """Stop observing the endpoint's up and lag (no watched router serves it)."""
+        with self._lock:
+            self._up.pop(endpoint_id, None)
+            self._lag.pop(endpoint_id, None)
 
     def _observe_up(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:

@@ -16,7 +16,8 @@ Metrics (Prometheus conventions: base units, ``_total`` on counters):
 - ``selectors_select_duration_seconds`` (histogram): time ``select()`` took.
 - ``selectors_ejections_total{endpoint, reason}`` (counter): endpoints ejected.
 - ``selectors_readmissions_total{endpoint}`` (counter): endpoints readmitted.
-- ``selectors_endpoint_up{endpoint}`` (gauge): 1 taking traffic, 0 ejected.
+- ``selectors_endpoint_up{endpoint}`` (gauge): 1 while healthy, 0 while ejected
+  by health (an ejected endpoint may still serve while its pool panics).
 - ``selectors_config_reloads_total{result}`` (counter): ``ok`` or ``failed``.
 - ``selectors_config_last_reload_successful`` (gauge): 0 after a failed reload,
   1 otherwise.
@@ -24,11 +25,16 @@ Metrics (Prometheus conventions: base units, ``_total`` on counters):
   it could not be read.
 
 Label values come from the configuration (rule names, endpoint ids), never
-from requests, so cardinality is bounded by the configuration.
+from requests, so cardinality is bounded by the configuration. The two
+per-endpoint gauges list exactly the endpoints the watched routers serve: a
+reload that drops an endpoint removes its series. Counters keep the series of
+endpoints and rules that are gone (Prometheus convention: a counter's history
+stays until the process restarts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -122,7 +128,8 @@ class PrometheusObserver(MetricsObserver):
         )
         self.up = Gauge(
             name("endpoint_up"),
-            "1 when the endpoint takes traffic, 0 when ejected.",
+            "1 while the endpoint is healthy, 0 while ejected by health"
+            " (may still serve when its pool panics).",
             ("endpoint",),
             registry=registry,
         )
@@ -186,6 +193,14 @@ class PrometheusObserver(MetricsObserver):
     def set_up(self, endpoint_id: str, up: bool) -> None:
         """Set the endpoint's up gauge."""
         self.up.labels(endpoint_id).set(1 if up else 0)
+
+    def forget(self, endpoint_id: str) -> None:
+        """Remove the endpoint's up and lag series (no watched router serves it)."""
+        for gauge in (self.up, self.lag):
+            # prometheus_client before 0.22 raises KeyError for a series that
+            # does not exist (the lag one, for an endpoint never measured).
+            with contextlib.suppress(KeyError):
+                gauge.remove(endpoint_id)
 
 
 def instrument(

@@ -339,7 +339,35 @@ class TestFiles:
         assert str(info.value).startswith(str(path))
 
 
+def test_reject_without_hash_on_is_an_error() -> None:
+    data = base(
+        target={
+            "endpoints": [{"id": "e"}, {"id": "f", "url": "http://f.test"}],
+            "missing_key": "reject",
+        }
+    )
+    assert errors(data) == [
+        "routes[0].target.missing_key: 'reject' with no hash_on would reject every request; add hash_on sources"
+    ]
+
+
 class TestWarnings:
+    def test_huge_ring(self) -> None:
+        data = base(
+            target={
+                "endpoints": [
+                    {"id": "e", "weight": 1},
+                    {"id": "f", "url": "http://f.test", "weight": 200},
+                ],
+                "algorithm": "ring",
+                "hash_on": ["application"],
+            }
+        )
+        messages = [str(w) for w in load_config(data).warnings]
+        assert any(m.startswith("routes[0].target.options: the ring has") for m in messages), (
+            messages
+        )
+
     def test_shadowed_rule(self) -> None:
         data = {
             "endpoints": {"e": "http://e.test"},

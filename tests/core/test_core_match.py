@@ -73,6 +73,11 @@ class TestRegex:
         assert not ok
         assert "longer than 10" in why
 
+    def test_re2_never_raises_on_a_lone_surrogate(self) -> None:
+        pattern = compile_pattern("a.*", engine="re2")
+        assert pattern.fullmatch("a\ud800") is None
+        assert pattern.fullmatch("abc")
+
     def test_re2_engine(self) -> None:
         pattern = compile_pattern("(a+)+$", engine="re2")
         assert pattern.fullmatch("aaa")
@@ -124,6 +129,22 @@ def test_equals_ignore_case_is_per_character() -> None:
     assert equals_ignore_case("ẞ", "ß")  # capital sharp s lowercases to ß
     assert equals_ignore_case("K", "k")  # Kelvin sign lowercases to k
     assert not equals_ignore_case("a", "ab")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "java"),
+    [
+        ("apİ", "api", True),  # Character.toLowerCase('İ') == 'i'
+        ("ı", "I", True),  # dotless i uppercases to I
+        ("ς", "Σ", True),
+        ("ﬅ", "ﬆ", False),  # equal only under full mappings ("ST")
+        ("\u0390", "\u1fd3", False),  # distinct chars with the same full uppercase
+        ("ᾳ", "ᾼ", True),  # simple uppercase of ᾳ is its titlecase ᾼ
+        ("ß", "SS", False),
+    ],
+)
+def test_equals_ignore_case_uses_javas_simple_mappings(a: str, b: str, java: bool) -> None:
+    assert equals_ignore_case(a, b) is java
 
 
 @given(st.text(max_size=30), st.text(max_size=30))

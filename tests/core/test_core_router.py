@@ -162,6 +162,28 @@ class TestPools:
         with pytest.raises(LookupError):
             router.select(Criteria())
 
+    def test_none_attributes_are_absent(self) -> None:
+        router = load_router(
+            config(
+                {
+                    "name": "t",
+                    "match": {"attributes": {"x-tenant": {"present": True}}},
+                    "target": "a",
+                },
+                default={
+                    "endpoints": ["a", "b"],
+                    "hash_on": ["attributes.x-user"],
+                    "missing_key": "reject",
+                },
+            )
+        )
+        assert Criteria(attributes={"x-tenant": None}).attributes == {}
+        assert (
+            router.explain(Criteria(attributes={"x-tenant": None, "x-user": "u"})).rule == "default"
+        )
+        with pytest.raises(NoEndpointError):
+            router.select(Criteria(attributes={"x-user": None}))
+
     def test_attribute_key_source(self) -> None:
         router = load_router(
             config(default={"endpoints": ["a", "b"], "hash_on": ["attributes.x-tenant"]})
@@ -274,6 +296,14 @@ class TestReload:
         assert reloads[0].error is not None
         assert "routes" in reloads[0].error
 
+    def test_replace_config_reports_a_reload(self) -> None:
+        router = load_router(config())
+        events: list[object] = []
+        router.events.subscribe(events.append)
+        router.replace_config(load_router(config(default="a")).config)
+        assert [type(e).__name__ for e in events] == ["ReloadEvent"]
+        assert router.select(Criteria()).id == "a"
+
     def test_reload_never_serves_a_cached_old_decision(self) -> None:
         router = load_router(config())
         criteria = Criteria(application="x")
@@ -309,3 +339,17 @@ def test_router_from_config_object() -> None:
     router = load_router(config())
     again = Router(router.config)
     assert again.select(Criteria()) == router.select(Criteria())
+
+
+def test_huge_criteria_route_but_are_not_cached() -> None:
+    from selectors_lib._router import MAX_CACHED_CHARS
+
+    router = load_router(config(default=POOL))
+    small = Criteria(authenticated_user="alice")
+    huge = Criteria(authenticated_user="x" * (MAX_CACHED_CHARS + 1))
+    assert router.select(small) == router.select(small)
+    assert router.select(huge) == router.select(huge)
+    cache = router._snapshot.cache
+    assert cache is not None
+    assert small in cache
+    assert huge not in cache

@@ -200,3 +200,10 @@ def test_hashing_slots_weighted_equal_weights_match_unweighted() -> None:
     a = build("slots", hosts, slots=256)
     b = build("slots", hosts, weights=dict.fromkeys(hosts, 5), slots=256)
     assert [a.lookup(k) for k in KEYS] == [b.lookup(k) for k in KEYS]
+
+
+@pytest.mark.parametrize("algorithm", ["jump", "maglev", "rendezvous", "ring", "slots"])
+def test_lookup_hash_reduces_mod_2_64(algorithm: str) -> None:
+    table = build(algorithm, [f"h{i}" for i in range(7)])
+    for h in range(0, 2**64, 2**58 + 12345):
+        assert table.lookup_hash(h) == table.lookup_hash(h + 2**64) == table.lookup_hash(h - 2**64)

@@ -294,7 +294,8 @@ def test_mapping_of_each_selector_kind() -> None:
     assert matches == [
         (-2, {"application": {"regex": "Big.*", "case": "lower"}}),
         (1, {"account": {"regex": "prod", "case": "lower"}}),
-        (1, {"execution_type": {"equals": ["a", "b"]}}),
+        # Spinnaker reads the map's values in the map's order.
+        (1, {"execution_type": {"equals": ["b", "a"]}}),
         (
             1,
             {

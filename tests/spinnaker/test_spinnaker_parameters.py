@@ -187,3 +187,46 @@ def test_bad_entries_are_reported_together() -> None:
     ]
     assert "entry 2 (http://c.example.com)" in str(info.value)
     assert "quote it" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("entry_config", "defaults", "expected"),
+    [
+        # defaultConfig.forEach((k, v) -> config.putIfAbsent(k, v)): null counts as absent.
+        ({"timeoutMs": None}, {"timeoutMs": 3000}, {"timeoutMs": 3000}),
+        ({"timeoutMs": 10}, {"timeoutMs": 3000}, {"timeoutMs": 10}),
+        ({"other": None}, {"timeoutMs": 3000}, {"other": None, "timeoutMs": 3000}),
+        ({"timeoutMs": None}, {"timeoutMs": None}, {"timeoutMs": None}),
+        ({"flag": False}, {"flag": True}, {"flag": False}),
+    ],
+)
+def test_entry_config_gets_defaults_like_put_if_absent(
+    entry_config: dict[str, object], defaults: dict[str, object], expected: dict[str, object]
+) -> None:
+    svc = parameter_service(
+        [
+            {
+                "baseUrl": "http://a.example.com",
+                "config": entry_config,
+                "parameters": [{"name": "region", "values": ["a"]}],
+            }
+        ],
+        "http://d.example.com",
+        defaults,
+    )
+    assert dict(svc.select({"region": "a"}).config) == expected
+    assert dict(svc.select({"region": "z"}).config) == defaults
+
+
+@pytest.mark.parametrize("pattern", [r"regex:a\vb", "regex:prod-(?i)app"])
+def test_v2_regex_values_reject_what_python_reads_differently(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="invalid regular expression"):
+        parameter_service(
+            [
+                {
+                    "baseUrl": "http://a.example.com",
+                    "parameters": [{"name": "n", "values": [pattern]}],
+                }
+            ],
+            "http://d.example.com",
+        )

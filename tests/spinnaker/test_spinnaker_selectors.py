@@ -294,11 +294,46 @@ def test_users_as_index_map_keep_every_pattern() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "accepted", "rejected"),
+    [
+        # kork reads ((Map) config.get(key)).values(): every value, whatever the keys.
+        ({0: "a", 2: "b"}, ["a", "b"], ["c"]),
+        ({"first": "a", "second": "b"}, ["a", "b"], ["first"]),
+        ({5: "b", "x": "a", 0: "c"}, ["a", "b", "c"], ["x"]),
+        # 0 and "0" are one Spring key: the later value replaces the earlier.
+        ({0: "a", "0": "b", 1: "c"}, ["b", "c"], ["a"]),
+        ({True: "a"}, ["a"], ["true"]),
+    ],
+)
+def test_config_lists_read_every_map_value_like_kork(
+    value: object, accepted: list[str], rejected: list[str]
+) -> None:
+    for key in ("executionTypes", "locations", "cloudProviders"):
+        name = {
+            "executionTypes": "ByExecutionTypeServiceSelector",
+            "locations": "ByLocationServiceSelector",
+            "cloudProviders": "ByCloudProviderServiceSelector",
+        }[key]
+        field = {
+            "executionTypes": "execution_type",
+            "locations": "location",
+            "cloudProviders": "cloud_provider",
+        }[key]
+        config = {"selectorClass": name, key: value}
+        for v in accepted:
+            assert routes_to_hit(config, Criteria(**{field: v})), (key, v)
+        for v in rejected:
+            assert not routes_to_hit(config, Criteria(**{field: v})), (key, v)
+    users = {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": value}
+    assert all(routes_to_hit(users, Criteria(authenticated_user=v)) for v in accepted)
+    origin = {"selectorClass": "ByOriginServiceSelector", "origin": "o", "executionTypes": value}
+    assert all(routes_to_hit(origin, Criteria(origin="o", execution_type=v)) for v in accepted)
+
+
+@pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({0: "a", 2: "b"}, "keys 0..1"),
-        ({0: "a", "0": "b"}, "index 0 is given twice"),
-        ({"first": "a"}, "expected a list"),
+        ({0: {"a": "b"}}, "expected a string, got a mapping"),
         ([], "must not be an empty list"),
         ({}, "must not be an empty list"),
         ("pipeline", "expected a list, got a string"),
@@ -388,6 +423,49 @@ def test_java_only_regex_syntax_is_rejected_at_load(pattern: str) -> None:
     with pytest.raises(ConfigError, match="invalid regular expression") as info:
         selectable_service([{"baseUrl": HIT, "config": app(pattern)}])
     assert info.value.issues[0].path == "baseUrls[0].config.applicationPattern"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [
+        (r"a\vb", r"vertical white-space class"),
+        (r"[\v ]+", r"vertical white-space class"),
+        (r"x\\\v", r"vertical white-space class"),
+        ("prod-(?i)app", "prod-(?i:app)"),
+        ("^(?i)deck", "inline flags in mid-pattern"),
+        ("(a(?i)b)c", "inline flags in mid-pattern"),
+    ],
+)
+def test_patterns_python_reads_differently_are_rejected_with_a_hint(
+    pattern: str, hint: str
+) -> None:
+    # Python would read \v as a lone vertical tab and refuses mid-pattern flags
+    # with a bare "global flags not at the start": both say what to write instead.
+    for config in (
+        app(pattern),
+        {"selectorClass": "ByAuthenticatedUserServiceSelector", "users": [pattern]},
+    ):
+        with pytest.raises(ConfigError, match="invalid regular expression") as info:
+            selectable_service([{"baseUrl": HIT, "config": config}])
+        assert hint in str(info.value)
+
+
+@pytest.mark.parametrize("pattern", [r"a\\vb", r"(?i)prod-app", r"prod-(?i:app)", r"\x0b"])
+def test_look_alikes_of_rejected_syntax_still_load(pattern: str) -> None:
+    # An escaped backslash before v, leading and scoped flags are portable.
+    assert selectable_service([{"baseUrl": HIT, "config": app(pattern)}]).warnings == ()
+
+
+def test_length_guard_looks_at_the_value_before_lowercasing() -> None:
+    # "\u0130" lowercases to two characters: 4096 characters in, 4097 after
+    # lower(). The guard (like the native FieldMatch's) counts the value received.
+    value = "\u0130" + "a" * 4095
+    assert len(value) == 4096
+    assert len(value.lower()) == 4097
+    assert routes_to_hit(app(".*"), Criteria(application=value))
+    account = {"selectorClass": "ByAccountServiceSelector", "accountPattern": ".*"}
+    assert routes_to_hit(account, Criteria(account=value))
+    assert not routes_to_hit(account, Criteria(account=value + "a"))
 
 
 def test_portable_patterns_load_without_warnings() -> None:

@@ -172,3 +172,75 @@ def test_yaml_text_routes_like_spinnaker() -> None:
     # B and C both match at 5: B is listed first.
     both = Criteria(origin="deck", execution_type="orchestration", authenticated_user="ci-x")
     assert svc.select(both).url == B
+
+
+INT_MAX = 2**31 - 1
+INT_MIN = -(2**31)
+
+
+@pytest.mark.parametrize(
+    ("priorities", "winner"),
+    [
+        # kork: min((a, b) -> b.getPriority() - a.getPriority()); 2147483647 - (-2)
+        # overflows to a negative int, so the earlier -2 is "higher".
+        ([-2, INT_MAX], 0),
+        ([INT_MAX, -2], 1),
+        ([INT_MIN, 1], 0),
+        ([1, INT_MIN], 1),
+        ([INT_MIN, INT_MAX], 0),
+        ([INT_MAX, INT_MIN], 1),
+        # Not even transitive: -2 "beats" INT_MAX, 0 beats -2, INT_MAX beats 0;
+        # the stream keeps -2 against INT_MAX, then replaces it by 0.
+        ([-2, INT_MAX, 0], 2),
+        ([0, INT_MAX, INT_MAX - 1], 1),
+        ([-1, INT_MAX - 1], 1),
+        ([-2, INT_MAX - 1], 0),
+        # 0 - INT_MIN is 2**31, which wraps to INT_MIN: not positive.
+        ([INT_MIN, 0], 0),
+        ([5, 7, 6], 1),
+        ([3, 3], 0),
+    ],
+)
+def test_priorities_compare_by_wrapped_int_subtraction_like_kork(
+    priorities: list[int], winner: int
+) -> None:
+    urls = [f"https://s{i}.example.com" for i in range(len(priorities))]
+    svc = selectable_service(
+        [{"baseUrl": u, "priority": p} for u, p in zip(urls, priorities, strict=True)]
+    )
+    assert svc.select(Criteria()).url == urls[winner]
+    decision = svc.explain(Criteria())
+    assert decision.index == winner
+    assert [t.won for t in decision.considered] == [i == winner for i in range(len(urls))]
+
+
+def test_reviewer_repro_lowest_priority_wins_through_overflow() -> None:
+    svc = selectable_service(
+        [
+            {"baseUrl": "http://low.x", "priority": -2},
+            {"baseUrl": "http://max.x", "priority": INT_MAX},
+        ]
+    )
+    assert svc.select(Criteria()).url == "http://low.x"
+
+
+def test_only_matching_selectors_take_part_in_the_comparison() -> None:
+    # B never matches, so its wrapped comparison with A never happens.
+    svc = selectable_service([by_app(A, -2), by_app(B, INT_MAX, "orca"), by_app(C, 5)])
+    assert svc.select(DECK).url == C
+
+
+@pytest.mark.parametrize(
+    "base_urls",
+    [
+        {0: {"baseUrl": A}, 2: {"baseUrl": B}},
+        {"first": {"baseUrl": A}},
+        {0: {"baseUrl": A}, "0": {"baseUrl": B}},
+    ],
+)
+def test_base_urls_is_a_typed_list_gaps_and_names_fail_as_in_spring(base_urls: object) -> None:
+    # baseUrls binds to List<BaseUrl>: Spring binds [0], [1], ... and fails on
+    # elements left unbound, unlike the free-form lists inside a selector config.
+    with pytest.raises(ConfigError) as info:
+        selectable_service(base_urls)
+    assert info.value.issues[0].path == "baseUrls"

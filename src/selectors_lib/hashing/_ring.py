@@ -7,7 +7,7 @@ from bisect import bisect_left
 
 from ._base import check_n
 from ._rendezvous import complete_order
-from ._xx import encode, key_hash, xxh64
+from ._xx import MASK64, encode, key_hash, xxh64
 
 __all__ = ["DEFAULT_MAX_RING_SIZE", "DEFAULT_MIN_RING_SIZE", "RingTable"]
 
@@ -106,7 +106,7 @@ class RingTable:
         Envoy's ketama binary search returns exactly this index (it treats the slot
         before point 0 as hash 0, and wraps past the end), so ``bisect_left`` suffices.
         """
-        i = bisect_left(self._points, h)
+        i = bisect_left(self._points, h & MASK64)
         if i == len(self._points):
             i = 0
         return self._hosts[self._owners[i]]

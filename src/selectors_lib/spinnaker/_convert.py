@@ -23,9 +23,12 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from selectors_lib._errors import ConfigError
+
 from ._selectors import DEFAULT_SELECTOR, MAX_VALUE_LENGTH, Selector
 from ._service import SelectableService, selectable_service
 from ._shapes import GATE_CRITERIA_FIELDS, from_gate_config, from_orca_config
+from ._spring import INT32
 
 __all__ = ["convert_base_urls", "convert_gate", "convert_orca", "convert_service"]
 
@@ -92,6 +95,43 @@ def _route_name(selector: Selector) -> str:
     return f"entry-{selector.index}-{slug}"
 
 
+def _check_priority_spread(
+    service: SelectableService, *, fields: Sequence[str] | None, routed: bool
+) -> None:
+    """Refuse selectors whose priorities Spinnaker compares with a wrapped subtraction.
+
+    kork compares two priorities as ``b - a`` in 32-bit ``int`` arithmetic, which
+    agrees with "higher wins" only while every two priorities are at most
+    ``2**31 - 1`` apart; beyond that its order is not even transitive and no
+    list of native routes (plain integer priorities) reproduces it. Only
+    selectors that can match some request count.
+
+    Raises:
+        ConfigError: Two such selectors are more than ``2**31 - 1`` apart.
+    """
+    live = [
+        s
+        for s in service.selectors
+        if s.can_match
+        and (routed or s.selector_class == DEFAULT_SELECTOR)
+        and (fields is None or s.field is None or s.field in fields)
+    ]
+    if len(live) < 2:
+        return
+    low = min(live, key=lambda s: (s.priority, s.index))
+    high = max(live, key=lambda s: (s.priority, -s.index))
+    if high.priority - low.priority <= INT32[1]:
+        return
+    raise ConfigError.single(
+        f"{high.location}.priority",
+        f"cannot convert: entry {high.index} ({high.base_url}, priority {high.priority}) and "
+        f"entry {low.index} ({low.base_url}, priority {low.priority}) are more than "
+        f"{INT32[1]} apart; Spinnaker compares priorities by a 32-bit subtraction that "
+        "overflows there (a priority order no native configuration can express). Bring the "
+        "priorities closer together, e.g. within -1000000..1000000",
+    )
+
+
 def convert_service(
     service: SelectableService,
     *,
@@ -115,6 +155,7 @@ def convert_service(
         loadable by :func:`selectors_lib.load_config`.
     """
     selectors = service.selectors
+    _check_priority_spread(service, fields=fields, routed=routed)
     dropped: list[str] = []
     kept: list[Selector] = []
     default: Selector | None = None

@@ -286,8 +286,13 @@ def _entry(
                 parameters.append(parameter)
     if len(issues) != before or url is None:
         return None
-    # Java's putIfAbsent of every default key: the entry's own keys win.
-    merged = {**default_config, **config}
+    # Java: defaultConfig.forEach((k, v) -> config.putIfAbsent(k, v)). The
+    # entry's own keys win, except that putIfAbsent also fills a key the entry
+    # maps to null.
+    merged = dict(config)
+    for key, value in default_config.items():
+        if merged.get(key) is None:
+            merged[key] = value
     return ParameterEntry(index, url, priority, _frozen_mapping(merged), tuple(parameters))
 
 

@@ -11,6 +11,7 @@ membership. One deliberate guard: like the native router, a value longer than
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -111,25 +112,62 @@ def _compile(pattern: str) -> Pattern:
     return compile_pattern(pattern)
 
 
+def _escapes(pattern: str) -> list[tuple[int, str]]:
+    """The escaped characters of ``pattern`` with their positions (``\\v`` -> ``(0, "v")``)."""
+    found: list[tuple[int, str]] = []
+    i = 0
+    while i < len(pattern) - 1:
+        if pattern[i] == "\\":
+            found.append((i, pattern[i + 1]))
+            i += 2
+        else:
+            i += 1
+    return found
+
+
 def java_only_syntax(pattern: str) -> str | None:
     """Say why ``pattern`` means something else in Python than in Java, if it does.
 
-    Java's nested classes and class intersections (``[[a-z]]``,
-    ``[a-z&&[^aeiou]]``) compile in Python as different, literal sets; Python's
-    parser flags them with a FutureWarning, which is turned into an answer here.
-    The parser is called directly because ``re.compile`` caches patterns and
-    would warn only once per process.
+    Caught here, because Python would accept them with another meaning or reject
+    them with an unhelpful message:
+
+    - ``\\v``: Java's vertical white-space class (``[\\n\\x0b\\f\\r\\x85\\u2028\\u2029]``),
+      Python's single vertical tab;
+    - inline flags in mid-pattern (``prod-(?i)app``): Java applies them from
+      there to the end of the group, Python refuses them;
+    - Java's nested classes and class intersections (``[[a-z]]``,
+      ``[a-z&&[^aeiou]]``) compile in Python as different, literal sets;
+      Python's parser flags them with a FutureWarning, which is turned into an
+      answer here. The parser is called directly because ``re.compile`` caches
+      patterns and would warn only once per process.
 
     Returns:
-        The reason, or ``None`` when the pattern reads the same.
+        The reason, or ``None`` when the pattern reads the same (or is invalid
+        for another reason, which compiling it reports).
     """
+    for position, char in _escapes(pattern):
+        if char == "v":
+            return (
+                f"\\v at position {position} is Java's vertical white-space class but a "
+                "vertical tab in Python; write [\\n\\x0b\\f\\r\\x85\\u2028\\u2029] "
+                "(or \\x0b for the tab alone)"
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         try:
             _sre_parse.parse(pattern)
         except FutureWarning as exc:
             return f"{exc} (Java set syntax that Python reads differently; escape the bracket)"
-        except Exception:  # invalid patterns are reported by compile_pattern
+        except re.error as exc:
+            if "global flags not at the start" in str(exc):
+                return (
+                    f"inline flags in mid-pattern ({exc}): Java applies them from there to "
+                    "the end of the enclosing group, Python only at the very start; scope "
+                    "them instead, e.g. prod-(?i:app) for prod-(?i)app, or move them to "
+                    "the start when they cover the whole pattern"
+                )
+            return None  # other invalid patterns are reported by compile_pattern
+        except Exception:  # e.g. RecursionError: reported by compile_pattern too
             return None
     return None
 
@@ -220,12 +258,14 @@ class Selector:
     def _lowered_match(self, value: str | None) -> bool:
         if value is None:
             return False
-        # Java: value.toLowerCase() then Pattern.matches(pattern, value); the
-        # pattern itself is not lowercased.
-        value = value.lower()
+        # The length guard looks at the value as received, before lower() can
+        # lengthen it ("\u0130" lowercases to two characters): exactly where the
+        # native FieldMatch checks, so a converted router cuts off the same values.
         if len(value) > MAX_VALUE_LENGTH:
             return False
-        return self._compiled[0].fullmatch(value) is not None
+        # Java: value.toLowerCase() then Pattern.matches(pattern, value); the
+        # pattern itself is not lowercased.
+        return self._compiled[0].fullmatch(value.lower()) is not None
 
     def describe(self) -> str:
         """A short human description, e.g. ``ByApplication 'big.*' (value lowercased)``."""
@@ -332,7 +372,7 @@ def parse_selector(
                 patterns, key_path, where, single=True, issues=issues, warnings=warnings
             )
         else:
-            items = as_strings(raw, key_path, where, issues)
+            items = as_strings(raw, key_path, where, issues, free_form=True)
             if items is None:
                 return None
             if kind == "patterns":
@@ -361,7 +401,11 @@ def parse_selector(
             values = ORIGIN_EXECUTION_TYPES
             if config.get("executionTypes") is not None:
                 items = as_strings(
-                    config["executionTypes"], f"{path}.executionTypes", where, issues
+                    config["executionTypes"],
+                    f"{path}.executionTypes",
+                    where,
+                    issues,
+                    free_form=True,
                 )
                 if items is None:
                     return None

@@ -30,10 +30,16 @@ __all__ = [
     "SpinnakerDecision",
     "parse_entries",
     "selectable_service",
+    "wrapped_int32",
 ]
 
 CRITERIA_REQUIRED = "Criteria is required to select a service"
 _ENTRY_KEYS = frozenset({"baseUrl", "priority", "config"})
+
+
+def wrapped_int32(value: int) -> int:
+    """``value`` wrapped to a Java ``int`` (32-bit two's complement), as Java arithmetic does."""
+    return (value + 2**31) % 2**32 - 2**31
 
 
 @attrs.frozen
@@ -118,11 +124,17 @@ class SelectableService:
     def _winner(self, criteria: Criteria | None) -> int:
         if criteria is None:
             raise ValueError(CRITERIA_REQUIRED)
+        # kork: selectors.stream().filter(supports).min((a, b) -> b.getPriority()
+        # - a.getPriority()). Stream.min keeps the current best while
+        # compare(best, s) <= 0, and the int subtraction wraps at 32 bits, so
+        # the best is replaced only when the wrapped difference is positive:
+        # for priorities more than 2**31 - 1 apart that is not "higher wins".
         best = -1
         best_priority = 0
         for i, selector in enumerate(self.selectors):
-            # Strictly greater: among equal priorities the earlier selector stays.
-            if (best < 0 or selector.priority > best_priority) and selector.supports(criteria):
+            if (
+                best < 0 or wrapped_int32(selector.priority - best_priority) > 0
+            ) and selector.supports(criteria):
                 best, best_priority = i, selector.priority
         # Nothing matched: Spinnaker returns the first selector's service.
         return max(best, 0)

@@ -1,11 +1,11 @@
 """Reading values the way Spring binds Spinnaker's YAML, with clear errors.
 
 Spring hands Spinnaker lists that sit inside free-form maps as index-keyed maps
-(``{0: a, 1: b}`` or ``{"0": a}``), converts ``"10"`` to an ``int`` property,
-binds ``base-url`` to ``baseUrl`` and reads flat dotted keys
-(``dynamic-routing.enabled: true``) like nested ones. These helpers do the same,
-and report what they cannot read into a shared issue list instead of raising, so
-a loader reports every problem of a file at once.
+(``{0: a, 1: b}`` or ``{"0": a}``) whose values Spinnaker reads in map order,
+converts ``"10"`` to an ``int`` property, binds ``base-url`` to ``baseUrl`` and
+reads flat dotted keys (``dynamic-routing.enabled: true``) like nested ones.
+These helpers do the same, and report what they cannot read into a shared issue
+list instead of raising, so a loader reports every problem of a file at once.
 """
 
 from __future__ import annotations
@@ -39,23 +39,49 @@ _FALSE = frozenset({"false", "off", "no", "0"})
 Issues = list[ConfigIssue]
 
 
-def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] | None:
+def _spring_key(key: object) -> str:
+    # The property name Spring's YAML loader gives a map key: 0 and "0" are one key.
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def as_list(
+    value: object, path: str, where: str, issues: Issues, *, free_form: bool = False
+) -> list[Any] | None:
     """Read a list given as a real list or as an index-keyed map.
 
+    Spring reads the two kinds of list differently, and so does this:
+
+    - a typed ``List`` property (``baseUrls``, v2 ``parameters`` and
+      ``values``) binds the elements ``[0]``, ``[1]``, ... by index, whatever the
+      map's order, and fails at startup on a gap or a non-numeric key (elements
+      "left unbound");
+    - a list inside a selector's free-form ``config`` map is bound as a map and
+      read with ``((Map) config.get(key)).values()``: every value, in the map's
+      order, whatever the keys (``free_form=True``). Keys Spring sees as one
+      (``0`` and ``"0"``) collapse into one entry, the later value in the
+      earlier place, as a ``LinkedHashMap`` does.
+
     Args:
-        value: A list/tuple, or a mapping whose keys are the indices
-            ``0..n-1`` (ints or decimal strings, in any order).
+        value: A list/tuple, or a mapping.
         path: Where the value sits, for messages.
         where: Prefix naming the entry (``entry 2 (https://...): ``).
         issues: Problems are appended here.
+        free_form: Read a mapping as a free-form ``config`` list (see above).
 
     Returns:
-        The items in index order, or ``None`` after recording an issue. An
-        empty list is an issue: Spring binds ``[]`` to an empty string and
-        Spinnaker then fails with a ClassCastException.
+        The items, or ``None`` after recording an issue. An empty list is an
+        issue: Spring binds ``[]`` to an empty string and Spinnaker then fails
+        with a ClassCastException.
     """
     if isinstance(value, list | tuple):
         items = list(value)
+    elif isinstance(value, Mapping) and free_form:
+        by_key: dict[str, Any] = {}
+        for key, item in value.items():
+            by_key[_spring_key(key)] = item
+        items = list(by_key.values())
     elif isinstance(value, Mapping):
         indexed: dict[int, Any] = {}
         for key, item in value.items():
@@ -78,11 +104,13 @@ def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] |
                 return None
             indexed[index] = item
         if sorted(indexed) != list(range(len(indexed))):
+            # Spring binds [0], [1], ... up to the first gap and then fails:
+            # "the elements [...] were left unbound".
             issues.append(
                 ConfigIssue(
                     path,
                     f"{where}an index-keyed list must use the keys 0..{len(indexed) - 1}, "
-                    f"got {sorted(indexed)[:10]}",
+                    f"got {sorted(indexed)[:10]} (Spring fails on the elements after a gap)",
                 )
             )
             return None
@@ -96,9 +124,11 @@ def as_list(value: object, path: str, where: str, issues: Issues) -> list[Any] |
     return items
 
 
-def as_strings(value: object, path: str, where: str, issues: Issues) -> tuple[str, ...] | None:
-    """Read a non-empty list (or index-keyed map) of strings."""
-    items = as_list(value, path, where, issues)
+def as_strings(
+    value: object, path: str, where: str, issues: Issues, *, free_form: bool = False
+) -> tuple[str, ...] | None:
+    """Read a non-empty list (or index-keyed map) of strings (``free_form``: as :func:`as_list`)."""
+    items = as_list(value, path, where, issues, free_form=free_form)
     if items is None:
         return None
     good = True
