@@ -8,13 +8,22 @@ and never raises on odd input.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Mapping
 
 import attrs
 
 from ._criteria import Criteria
 
-__all__ = ["DEFAULT_HEADER_FIELDS", "HeaderMapping", "derive_gate_origin"]
+__all__ = [
+    "DEFAULT_HEADER_FIELDS",
+    "DEFAULT_MAX_VALUE_LENGTH",
+    "USER_HEADER",
+    "HeaderMapping",
+    "derive_gate_origin",
+    "header_name",
+    "header_text",
+]
 
 #: Spinnaker's request headers and the criteria field each fills.
 DEFAULT_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -37,6 +46,61 @@ def derive_gate_origin(headers: Mapping[str, str]) -> str:
     return "deck" if headers.get("x-ratelimit-app", "").lower() == "deck" else "api"
 
 
+#: The router's default ``settings.max_value_length``: by default a mapping keeps
+#: exactly the values a router with default settings would run a pattern on.
+DEFAULT_MAX_VALUE_LENGTH = 4096
+
+
+def header_text(value: str | bytes, cap: int) -> str:
+    """One header value as text, by the rule every adapter shares.
+
+    Bytes are decoded as UTF-8 when they are valid UTF-8, else as latin-1 (so
+    every byte string decodes, and ``café`` sent as UTF-8 reads ``café`` on
+    every path). A ``str`` is taken as latin-1-decoded bytes, as PEP 3333
+    (WSGI), Starlette and ``http.client`` hand them over: it is re-encoded as
+    latin-1 and the same rule applied. A ``str`` holding characters beyond
+    latin-1 was decoded already and is kept as it is.
+
+    Values longer than ``cap`` characters are cut to ``cap + 1``: still longer
+    than the cap, so a router whose ``settings.max_value_length`` is ``cap``
+    treats them as over-long (never matching a pattern) exactly as it would the
+    whole value. Only the first ``4 * (cap + 1)`` bytes are ever decoded (enough
+    for ``cap + 1`` characters in either encoding), so a huge header costs
+    memory in proportion to the cap, not to its size; UTF-8 validity is judged
+    on those bytes.
+
+    Args:
+        value: The raw value (bytes) or its latin-1-decoded text.
+        cap: The length cap (at least 1).
+
+    Returns:
+        The text, at most ``cap + 1`` characters.
+    """
+    limit = 4 * (cap + 1)
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        value = str(value)  # odd input (a number in a mapping) must not crash
+    if isinstance(value, str):
+        try:
+            head = value[:limit].encode("latin-1")
+        except UnicodeEncodeError:
+            return value[: cap + 1]
+        truncated = len(value) > limit
+    else:
+        head = bytes(value[:limit])
+        truncated = len(value) > limit
+    try:
+        # final=False when cut: a character split by the cut is not an error.
+        text = codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=not truncated)
+    except UnicodeDecodeError:
+        text = head.decode("latin-1")
+    return text[: cap + 1]
+
+
+def header_name(name: str | bytes) -> str:
+    """A header name, lowercased (names are ASCII tokens; latin-1 never fails)."""
+    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+
+
 def _normalise(
     headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]],
     cap: int,
@@ -44,13 +108,17 @@ def _normalise(
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     out: dict[str, str] = {}
     for name, value in pairs:
-        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        # Cut before decoding: a huge header costs cap characters, not its size
-        # (latin-1 maps one byte to one character, so the cut is the same).
-        text = value[:cap].decode("latin-1") if isinstance(value, bytes) else str(value)[:cap]
-        # The first occurrence wins, as with most frameworks' header lookups.
-        out.setdefault(key.lower(), text)
+        key = header_name(name)
+        # The first occurrence wins, as with most frameworks' header lookups;
+        # later copies are not even decoded.
+        if key not in out:
+            out[key] = header_text(value, cap)
     return out
+
+
+def _cap(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
 
 
 @attrs.frozen
@@ -65,14 +133,22 @@ class HeaderMapping:
             Only safe behind a proxy that sets it and strips clients' copies.
         gate_origin: Derive ``origin`` as Gate does (``deck``/``api`` from
             ``X-RateLimit-App``), overriding any origin header.
-        max_value_length: Longer header values are cut to this many characters.
+        max_value_length: Values longer than this many characters are cut to
+            one character more, so they stay longer than the cap (default 4096,
+            the router's default ``settings.max_value_length``). Keep it no lower
+            than your router's ``settings.max_value_length``: a value between
+            the two would reach patterns when passed directly but not through
+            a mapping.
+
+    Raises:
+        ValueError: ``max_value_length`` is not an integer >= 1.
     """
 
     fields: tuple[tuple[str, str], ...] = DEFAULT_HEADER_FIELDS
     attributes: tuple[str, ...] = ()
     trust_user_header: bool = False
     gate_origin: bool = False
-    max_value_length: int = 1024
+    max_value_length: int = attrs.field(default=DEFAULT_MAX_VALUE_LENGTH, validator=_cap)
 
     def criteria(
         self,
@@ -97,15 +173,15 @@ class HeaderMapping:
         for header, field in self.fields:
             value = normal.get(header.lower())
             if value is not None:
-                values[field] = value[:cap]
+                values[field] = value
         if self.gate_origin:
             values["origin"] = derive_gate_origin(normal)
         if user is None and self.trust_user_header:
             user = normal.get(USER_HEADER)
         if user is not None:
-            values["authenticated_user"] = user[:cap]
+            values["authenticated_user"] = user[: cap + 1]
         attributes = {
-            name.lower(): normal[name.lower()][:cap]
+            name.lower(): normal[name.lower()]
             for name in self.attributes
             if name.lower() in normal
         }

@@ -355,11 +355,9 @@ class TestWarnings:
     def test_huge_ring(self) -> None:
         data = base(
             target={
-                "endpoints": [
-                    {"id": "e", "weight": 1},
-                    {"id": "f", "url": "http://f.test", "weight": 200},
-                ],
+                "endpoints": ["e", {"id": "f", "url": "http://f.test"}],
                 "algorithm": "ring",
+                "options": {"min_ring_size": 140_000},
                 "hash_on": ["application"],
             }
         )

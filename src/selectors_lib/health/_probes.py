@@ -4,24 +4,36 @@ A probe observes a *group* of endpoints (a Redis master's replicas, a set of
 HTTP backends) and answers one :class:`ProbeResult` per round, with an
 :class:`~selectors_lib.health.Observation` per endpoint. Each probe has a
 blocking ``check(timeout)`` for the threaded monitor and an ``acheck(timeout)``
-coroutine for the asyncio one. ``timeout`` bounds every network operation; a
-probe must not let an exception escape for a failure of what it probes (it
-reports a bad observation instead).
+coroutine for the asyncio one. ``timeout`` bounds each endpoint's check; a probe
+must not let an exception escape for a failure of what it probes (it reports a
+bad observation instead), and blocking work belongs on the probe's own bounded
+threads, never on the event loop's default executor (which the application
+shares: DNS lookups of every asyncio client go through it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import http.client
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, runtime_checkable
+import io
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import attrs
 
 from ._settings import HttpProbeSettings
 from ._state import Observation
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["HttpProbe", "Probe", "ProbeResult"]
 
@@ -61,7 +73,7 @@ class Probe(Protocol):
         ...
 
     def check(self, timeout: float) -> ProbeResult:
-        """Observe every endpoint once, blocking; each network operation within ``timeout``."""
+        """Observe every endpoint once, blocking; each endpoint within about ``timeout``."""
         ...
 
     async def acheck(self, timeout: float) -> ProbeResult:
@@ -90,11 +102,26 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text[:200]}" if text else name
 
 
+#: How long a check waits for the endpoints, in timeouts. Each request enforces
+#: its own deadline of one ``timeout``; the extra is slack for thread start-up
+#: and for what no socket timeout bounds (the system's name resolution).
+WAIT_FACTOR = 2
+
+
 class HttpProbe:
     """GET ``<endpoint url><path>`` on each endpoint; good when the status is expected.
 
     Uses the standard library (no extra needed). Redirects are not followed: a
-    redirect is a status like any other, healthy only if listed.
+    redirect is a status like any other, healthy only if listed. No proxy from
+    the environment is used: a health check must reach the endpoint itself.
+
+    Each request has a total deadline of ``timeout`` (connect, send, status
+    line, headers, first bytes of the body), not a per-read timeout, so a
+    backend that drips its answer a byte at a time fails like one that does
+    not answer. Requests run on the probe's own threads, one per endpoint at
+    most: an endpoint whose previous request is still running (stuck in name
+    resolution, which no socket timeout bounds) is reported bad without a new
+    request, and its peers are judged on their own answers.
 
     Args:
         settings: The probe's validated settings.
@@ -107,9 +134,10 @@ class HttpProbe:
         self._urls = tuple(
             (endpoint_id, settings.url(base)) for endpoint_id, base in settings.endpoints
         )
-        # No proxy from the environment: a health check must reach the endpoint itself.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # The latest request per endpoint: never a second one while it runs.
+        self._running: dict[str, Future[Observation]] = {}
 
     @property
     def name(self) -> str:
@@ -122,53 +150,236 @@ class HttpProbe:
         return self.settings.endpoint_ids
 
     def check(self, timeout: float) -> ProbeResult:
-        """Probe every endpoint concurrently, blocking until all answered or timed out."""
-        if len(self._urls) == 1:
-            endpoint_id, url = self._urls[0]
-            return ProbeResult(((endpoint_id, self._get(url, timeout)),))
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=min(len(self._urls), 16), thread_name_prefix=f"probe-{self.name}"
-            )
-        futures = [(eid, self._executor.submit(self._get, url, timeout)) for eid, url in self._urls]
-        return ProbeResult(tuple((eid, future.result()) for eid, future in futures))
+        """Probe every endpoint concurrently, blocking ``WAIT_FACTOR * timeout`` at most.
+
+        Args:
+            timeout: Total time each request may take.
+
+        Returns:
+            One observation per endpoint; an endpoint that has not answered in
+            time is bad, the others are judged on their answers.
+        """
+        submitted = self._submit(timeout)
+        pending = [future for _, future in submitted if future is not None]
+        if pending:
+            concurrent.futures.wait(pending, timeout=timeout * WAIT_FACTOR)
+        return self._result(submitted, timeout)
 
     async def acheck(self, timeout: float) -> ProbeResult:
-        """Probe every endpoint concurrently from worker threads (urllib blocks)."""
-        results = await asyncio.gather(
-            *(asyncio.to_thread(self._get, url, timeout) for _, url in self._urls)
-        )
-        return ProbeResult(tuple(zip(self.endpoint_ids, results, strict=True)))
+        """Like :meth:`check`, awaiting the probe's own threads (never the loop's executor).
+
+        Args:
+            timeout: Total time each request may take.
+
+        Returns:
+            One observation per endpoint.
+        """
+        submitted = self._submit(timeout)
+        pending = [future for _, future in submitted if future is not None]
+        await _wait_threads(pending, timeout * WAIT_FACTOR)
+        return self._result(submitted, timeout)
 
     def close(self) -> None:
-        """Stop the worker threads."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Stop the worker threads (requests in flight end at their deadline)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._running.clear()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def aclose(self) -> None:
-        """Nothing to release: asyncio checks use the loop's default executor."""
+        """Stop the worker threads: asyncio checks use the same ones."""
+        self.close()
+
+    def _submit(self, timeout: float) -> list[tuple[str, Future[Observation] | None]]:
+        """Start a request per endpoint, except where the previous one still runs."""
+        submitted: list[tuple[str, Future[Observation] | None]] = []
+        with self._lock:
+            if self._executor is None:
+                # One thread per endpoint at most, and at most one request per endpoint
+                # in flight: requests never queue behind each other.
+                self._executor = ThreadPoolExecutor(
+                    max_workers=max(1, len(self._urls)), thread_name_prefix=f"probe-{self.name}"
+                )
+            for endpoint_id, url in self._urls:
+                running = self._running.get(endpoint_id)
+                if running is not None and not running.done():
+                    submitted.append((endpoint_id, None))
+                    continue
+                future = self._executor.submit(self._get, url, timeout)
+                self._running[endpoint_id] = future
+                submitted.append((endpoint_id, future))
+        return submitted
+
+    def _result(
+        self, submitted: list[tuple[str, Future[Observation] | None]], timeout: float
+    ) -> ProbeResult:
+        observations: list[tuple[str, Observation]] = []
+        for endpoint_id, future in submitted:
+            if future is None:
+                obs = Observation(False, "probe", "previous check still running")
+            elif not future.done():
+                obs = Observation(False, "probe", f"no answer within {timeout:g}s")
+            elif future.cancelled():
+                obs = Observation(False, "probe", "check cancelled (probe closed)")
+            elif (exc := future.exception()) is not None:
+                obs = Observation(False, "probe", f"probe error: {describe(exc)}")
+            else:
+                obs = future.result()
+            observations.append((endpoint_id, obs))
+        return ProbeResult(tuple(observations))
 
     def _get(self, url: str, timeout: float) -> Observation:
-        request = urllib.request.Request(url, method="GET", headers={"User-Agent": "selectors-lib"})
+        deadline = time.monotonic() + timeout
         try:
-            with self._opener.open(request, timeout=timeout) as response:
-                status = int(response.status)
-                # Read a little so keep-alive servers see a complete exchange; never the whole body.
-                response.read(1024)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            exc.close()
+            status = _fetch_status(url, deadline, timeout)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            # URLError, timeouts and refused connections are OSErrors.
+            # Timeouts, refused connections, TLS and DNS failures are OSErrors.
             return Observation(False, "probe", describe(exc))
         if status in self.settings.expect_status:
             return Observation(True, detail=f"HTTP {status}")
         return Observation(False, "probe", f"HTTP {status} from {url}")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Report redirects as their status instead of following them."""
+def _fetch_status(url: str, deadline: float, timeout: float) -> int:
+    """GET ``url`` and answer its status, all of it before ``deadline``.
 
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
+    Raises:
+        TimeoutError: The deadline passed.
+        OSError: The connection failed.
+        http.client.HTTPException: The answer is not HTTP.
+        ValueError: The URL is not a valid http(s) URL.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    port = parts.port  # ValueError for a port out of range
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = _HTTPSConnection(host, port, deadline=deadline, timeout=timeout)
+    else:
+        connection = _HTTPConnection(host, port, deadline=deadline, timeout=timeout)
+    try:
+        connection.request("GET", target, headers={"User-Agent": "selectors-lib"})
+        response = connection.getresponse()
+        # Read a little so the server sees a complete exchange; never the whole body.
+        response.read(1024)
+        return int(response.status)
+    finally:
+        connection.close()
+
+
+def _remaining(deadline: float, timeout: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        # "timed out" like a socket timeout, so operators see one wording.
+        raise TimeoutError(f"timed out: no complete answer within {timeout:g}s")
+    return left
+
+
+class _DeadlineSocket:
+    """The parts of a socket http.client uses, every call bounded by one deadline.
+
+    A socket timeout bounds each read; a backend that sends one byte just
+    before each read times out would hold the request forever. Before each
+    send and read this sets the socket's timeout to the time left.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, timeout: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._timeout = timeout
+
+    def _arm(self) -> None:
+        self._sock.settimeout(_remaining(self._deadline, self._timeout))
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: WriteableBuffer) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError(f"unsupported mode {mode!r}")
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A raw reader over a :class:`_DeadlineSocket` (what ``socket.makefile`` would be)."""
+
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._sock.recv_into(buffer)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose whole exchange must finish before a deadline."""
+
+    def __init__(self, host: str, port: int | None, *, deadline: float, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._deadline = deadline
+        self._total = timeout
+
+    def connect(self) -> None:
+        # Connect (and the TLS handshake) within what is left, then bound every read.
+        self.timeout = _remaining(self._deadline, self._total)
+        super().connect()
+        # http.client only calls sendall/makefile/close on its socket.
+        self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection whose whole exchange must finish before a deadline."""
+
+    def __init__(self, host: str, port: int | None, *, deadline: float, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._deadline = deadline
+        self._total = timeout
+
+    def connect(self) -> None:
+        self.timeout = _remaining(self._deadline, self._total)
+        super().connect()
+        self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
+
+
+async def _wait_threads(futures: Sequence[Future[Observation]], timeout: float) -> None:
+    """Wait up to ``timeout`` for all of ``futures`` without blocking the event loop.
+
+    Unlike ``asyncio.wrap_future``, nothing is left to run on the loop when it
+    is already closed by the time a worker thread finishes.
+    """
+    if not futures:
+        return
+    loop = asyncio.get_running_loop()
+    all_done = asyncio.Event()
+    lock = threading.Lock()
+    left = [len(futures)]
+
+    def one_done(_: Future[Observation]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            # RuntimeError: the loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(all_done.set)
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    # On timeout the caller reports what has not answered.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_done.wait(), timeout)
