@@ -7,6 +7,7 @@ Private: :mod:`selectors_lib.asgi`, :mod:`selectors_lib.wsgi` and
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Iterable
 
 from ._criteria import Criteria
@@ -20,8 +21,10 @@ __all__ = [
     "ENDPOINT_KEY",
     "HOP_BY_HOP",
     "connection_tokens",
+    "canonical_name",
     "debug_value",
     "decide",
+    "has_dot_segment",
     "strip_hop_by_hop",
     "user_name",
 ]
@@ -127,6 +130,43 @@ def strip_hop_by_hop(
     named = connection_tokens(v for n, v in pairs if n.lower() == "connection")
     remove = HOP_BY_HOP | named | frozenset(drop)
     return [(n, v) for n, v in pairs if n.lower() not in remove]
+
+
+def canonical_name(name: str) -> str:
+    """A header name as backends may read it: lowercased, ``_`` taken as ``-``.
+
+    WSGI servers (and CGI) turn both ``X-Spinnaker-User`` and
+    ``X_Spinnaker_User`` into ``HTTP_X_SPINNAKER_USER``, so a proxy that strips
+    a header must compare names in this form or the other spelling slips past.
+
+    Args:
+        name: A header name.
+    """
+    return name.lower().replace("_", "-")
+
+
+def has_dot_segment(raw_path: bytes) -> bool:
+    """Whether a raw URL path holds a ``.`` or ``..`` segment, in any spelling a server may resolve.
+
+    The path is percent-decoded once (``%2e``, ``%2E``, and ``%2F``/``%5C``,
+    which some backends decode before they resolve), split on ``/`` and
+    ``\\``, and each segment's ``;parameters`` dropped (Tomcat reads
+    ``..;x`` as ``..``). A proxy that puts a base path in front of such a path
+    could otherwise be walked out of the base path, by its HTTP client (httpx
+    resolves literal dot segments) or by the backend.
+
+    Args:
+        raw_path: The path, without the query string.
+
+    Returns:
+        True when any segment is ``.`` or ``..``.
+    """
+    decoded = urllib.parse.unquote_to_bytes(raw_path).replace(b"\\", b"/")
+    for segment in decoded.split(b"/"):
+        name = segment.partition(b";")[0]
+        if name in (b".", b".."):
+            return True
+    return False
 
 
 def user_name(user: object) -> str | None:

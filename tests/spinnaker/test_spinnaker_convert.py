@@ -225,11 +225,14 @@ def convert_or_refuse(
     """
     priorities = [s.priority for s in service.selectors]
     try:
-        return load_router(convert())
+        config = convert()
     except ConfigError as error:
-        assert "more than 2147483647 apart" in str(error)
-        assert max(priorities) - min(priorities) > INT_MAX
-        return None
+        refusal = str(error)
+    else:
+        return load_router(config)
+    assert "more than 2147483647 apart" in refusal
+    assert max(priorities) - min(priorities) > INT_MAX
+    return None
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
