@@ -181,8 +181,6 @@ class HeaderMapping:
         if user is not None:
             values["authenticated_user"] = user[: cap + 1]
         attributes = {
-            name.lower(): normal[name.lower()]
-            for name in self.attributes
-            if name.lower() in normal
+            name.lower(): normal[name.lower()] for name in self.attributes if name.lower() in normal
         }
         return Criteria(**values, attributes=attributes)

@@ -10,8 +10,9 @@
 Security: request headers are client-controlled. The authenticated user is
 taken from ``scope["user"]`` (set by your authentication middleware), never
 from ``X-SPINNAKER-USER``, unless the :class:`~selectors_lib.HeaderMapping` says
-``trust_user_header=True``. Header values are cut to the mapping's
-``max_value_length``. See ``docs/asgi.md``.
+``trust_user_header=True``. Header values over the mapping's
+``max_value_length`` are cut (kept over-long). The proxy refuses paths with dot
+segments and drops header names with underscores. See ``docs/asgi.md``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._criteria import Criteria
 from ._errors import NoEndpointError, SelectorsError
-from ._headers import HeaderMapping
+from ._headers import USER_HEADER, HeaderMapping
 from ._pool import Endpoint
 from ._proxy_common import (
     CRITERIA_KEY,
     DECISION_KEY,
     ENDPOINT_KEY,
+    canonical_name,
     debug_value,
     decide,
+    has_dot_segment,
     strip_hop_by_hop,
     user_name,
 )
@@ -59,6 +62,13 @@ UserGetter = Callable[[Scope], str | None]
 
 
 _log = logging.getLogger("selectors_lib")
+
+_USER_HEADER_BYTES = USER_HEADER.encode("ascii")
+#: Where Spinnaker services read the origin (Gate sets it; it derives deck/api).
+_ORIGIN_HEADER = "x-spinnaker-user-origin"
+# At most this many X-Forwarded-For entries are relayed, the last ones (the
+# nearest hops): the rebuilt headers stay bounded whatever a client sends.
+_MAX_FORWARDED_HOPS = 32
 
 # A rejecting pool's message names its key sources: configuration stays internal.
 _NO_ENDPOINT = "no endpoint for this request: it lacks the routing key this route requires\n"
@@ -212,7 +222,12 @@ def _import_httpx() -> Any:
 
 
 def _upstream_url(httpx_mod: Any, base: str, scope: Scope) -> httpx.URL:
-    """The upstream URL: the endpoint's URL, its base path, then the request's path and query."""
+    """The upstream URL: the endpoint's URL, its base path, then the request's path and query.
+
+    Raises:
+        ValueError: The request path has a ``.`` or ``..`` segment (in any
+            spelling), or the URL built would leave the endpoint's base path.
+    """
     target: httpx.URL = httpx_mod.URL(base)
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes) or not raw:
@@ -223,12 +238,34 @@ def _upstream_url(httpx_mod: Any, base: str, scope: Scope) -> httpx.URL:
         if raw.startswith(encoded_root):
             raw = raw[len(encoded_root) :]
     raw = raw.split(b"?", 1)[0]
+    # httpx resolves dot segments after the base path is put in front, and many
+    # backends resolve encoded ones: either way /../admin would leave the base
+    # path. Such paths are refused outright rather than resolved.
+    if has_dot_segment(raw):
+        raise ValueError("dot segment in request path")
     if not raw.startswith(b"/"):
         raw = b"/" + raw
     base_path = target.raw_path.split(b"?", 1)[0].rstrip(b"/")
     query = scope.get("query_string") or b""
     full = base_path + raw + (b"?" + query if query else b"")
-    return target.copy_with(raw_path=full)
+    url: httpx.URL = target.copy_with(raw_path=full)
+    # Belt and braces: whatever httpx normalised, the result stays under the base.
+    if not url.raw_path.startswith(base_path + b"/"):
+        raise ValueError("request path leaves the endpoint's base path")
+    return url
+
+
+def _quoted(value: str) -> str:
+    """An RFC 7239 value: a token as is, anything else as a quoted-string."""
+    if value and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _forwarded_node(address: str) -> str:
+    # RFC 7239 section 6: IPv6 addresses are bracketed (and so quoted).
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 class SelectorsProxy:
@@ -261,13 +298,25 @@ class SelectorsProxy:
         explain: Compute the full decision for every request.
         debug_header: If set, a response header carrying ``rule=...; endpoint=...``.
         user: Returns the authenticated user for a scope (default ``scope["user"]``).
-        forwarded: Add the ``X-Forwarded-*`` headers.
+        forwarded: Set ``X-Forwarded-*`` and rebuild RFC 7239 ``Forwarded``
+            from the same facts (the client's own ``Forwarded`` is dropped).
         user_header: The proxy removes every copy of this header the client
             sent and sets it to the user it routed on (the authenticated user,
             or the header itself when the mapping trusts it), or leaves it out
             when there is none. Backends that trust it (Spinnaker services
             trust ``X-SPINNAKER-USER``) then cannot be fooled through the
-            proxy. ``None`` forwards the client's headers untouched.
+            proxy. ``None`` forwards the client's headers untouched. A user
+            from ``scope["user"]`` is sent as UTF-8; one from the trusted
+            header as the very bytes received.
+        underscore_headers: Forward client headers whose names contain
+            ``_``. Off by default, as in nginx and gunicorn: WSGI backends read
+            ``X_Spinnaker_User`` as ``X-Spinnaker-User``. Headers the proxy sets
+            (user, origin, forwarding) are replaced in every spelling anyway.
+
+    With ``HeaderMapping(gate_origin=True)`` the client's
+    ``X-SPINNAKER-USER-ORIGIN`` is replaced by the origin routed on, as Gate
+    does. A request path with a ``.`` or ``..`` segment (``%2e`` forms
+    included) is answered ``400``: it could leave the endpoint's base path.
 
     Raises:
         ImportError: httpx is not installed (``pip install 'selectors-lib[asgi]'``).
@@ -286,6 +335,7 @@ class SelectorsProxy:
         user: UserGetter | None = None,
         forwarded: bool = True,
         user_header: str | None = "X-SPINNAKER-USER",
+        underscore_headers: bool = False,
     ) -> None:
         self._httpx = _import_httpx()
         self.router = router
@@ -298,6 +348,7 @@ class SelectorsProxy:
         self.debug_header = debug_header.lower().encode("latin-1") if debug_header else None
         self.user = user if user is not None else scope_user
         self.forwarded = forwarded
+        self.underscore_headers = underscore_headers
         self.user_header = user_header.lower() if user_header else None
         self._client = client
         self._owns_client = client is None
@@ -344,48 +395,106 @@ class SelectorsProxy:
                 return
 
     def _request_headers(
-        self, scope: Scope, url: httpx.URL, user: str | None
+        self,
+        scope: Scope,
+        url: httpx.URL,
+        criteria: Criteria,
+        user: str | bytes | None,
     ) -> list[tuple[bytes, bytes]]:
         raw: list[tuple[str, str]] = [
             (n.decode("latin-1"), v.decode("latin-1")) for n, v in scope.get("headers") or ()
         ]
         original_host = next((v for n, v in raw if n.lower() == "host"), None)
+        if not self.underscore_headers:
+            # As nginx and gunicorn do by default: a WSGI/CGI backend reads
+            # X_Spinnaker_User as X-Spinnaker-User, so such names are dropped.
+            raw = [(n, v) for n, v in raw if "_" not in n]
         # expect: the server in front of us already handled 100-continue.
         kept = strip_hop_by_hop(raw, drop=("host", "expect"))
+        # Names this proxy sets itself: every client copy goes, in every
+        # spelling a backend could read as the same header.
+        replaced = set()
         if self.forwarded:
-            previous = [v for n, v in kept if n.lower() == "x-forwarded-for"]
-            kept = [
-                (n, v)
-                for n, v in kept
-                if n.lower() not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
-            ]
-            client = scope.get("client")
-            if client:
-                previous.append(str(client[0]))
-            if previous:
-                kept.append(("x-forwarded-for", ", ".join(previous)))
-            kept.append(("x-forwarded-proto", str(scope.get("scheme", "http"))))
-            if original_host is None and scope.get("server"):
-                host, port = scope["server"][0], scope["server"][1]
-                original_host = f"{host}:{port}" if port else str(host)
-            if original_host is not None:
-                kept.append(("x-forwarded-host", original_host))
-        user_header = self.user_header
-        if user_header is not None:
-            kept = [(n, v) for n, v in kept if n.lower() != user_header]
+            replaced |= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
+        if self.user_header is not None:
+            replaced.add(canonical_name(self.user_header))
+        if self.mapping.gate_origin:
+            replaced |= {canonical_name(h) for h, f in self.mapping.fields if f == "origin"}
+            replaced.add(_ORIGIN_HEADER)
+        previous = [v for n, v in kept if canonical_name(n) == "x-forwarded-for"]
+        kept = [(n, v) for n, v in kept if canonical_name(n) not in replaced]
+        if self.forwarded:
+            kept.extend(self._forwarded_headers(scope, previous, original_host))
+        if self.mapping.gate_origin and criteria.origin is not None:
+            kept.append((_ORIGIN_HEADER, criteria.origin))
         # httpx would add Host from the URL; set it explicitly to the upstream's.
         kept.insert(0, ("host", url.netloc.decode("ascii")))
         # Names and values came in as bytes; latin-1 gives back the very same bytes.
         out = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in kept]
-        if user_header is not None and user is not None and user.isprintable():
-            out.append((user_header.encode("ascii"), user.encode("utf-8")))
+        if self.user_header is not None and user is not None:
+            if isinstance(user, str):
+                # A framework user is text: sent as UTF-8, unless it could not
+                # make a valid header value.
+                value = user.encode("utf-8") if user.isprintable() else b""
+            else:
+                value = user  # the bytes the server accepted as a header value
+            if value:
+                out.append((self.user_header.encode("latin-1"), value))
         return out
+
+    def _forwarded_headers(
+        self, scope: Scope, previous: list[str], host: str | None
+    ) -> list[tuple[str, str]]:
+        """``X-Forwarded-*`` and RFC 7239 ``Forwarded``, from the same facts.
+
+        The client's ``X-Forwarded-For`` entries are kept in front of the peer
+        address (they are the chain as far as anyone can tell); proto and host
+        are this proxy's own. ``Forwarded`` is rebuilt from exactly these, so a
+        client cannot say one thing there and another in ``X-Forwarded-*``.
+        """
+        chain = [part.strip() for value in previous for part in value.split(",")]
+        chain = [part for part in chain if part][-_MAX_FORWARDED_HOPS:]
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        scheme = str(scope.get("scheme", "http"))
+        if host is None and scope.get("server"):
+            server_host, port = scope["server"][0], scope["server"][1]
+            host = f"{server_host}:{port}" if port else str(server_host)
+        out: list[tuple[str, str]] = []
+        hops = [*chain, peer] if peer is not None else chain
+        if hops:
+            out.append(("x-forwarded-for", ", ".join(hops)))
+        out.append(("x-forwarded-proto", scheme))
+        if host is not None:
+            out.append(("x-forwarded-host", host))
+        elements = [f"for={_quoted(_forwarded_node(hop))}" for hop in chain]
+        last = [f"for={_quoted(_forwarded_node(peer))}"] if peer is not None else []
+        if host is not None:
+            last.append(f"host={_quoted(host)}")
+        last.append(f"proto={_quoted(scheme)}")
+        elements.append(";".join(last))
+        out.append(("forwarded", ", ".join(elements)))
+        return out
+
+    def _forwarded_user(
+        self, scope: Scope, authenticated: str | None, criteria: Criteria
+    ) -> str | bytes | None:
+        """The user to pass on: the authenticated one, or the trusted header's own bytes."""
+        if authenticated is not None or criteria.authenticated_user is None:
+            return authenticated
+        # Routed on the trusted header: forward what was received, byte for
+        # byte (decoding and re-encoding could turn latin-1 into UTF-8).
+        for name, value in scope.get("headers") or ():
+            if name.lower() == _USER_HEADER_BYTES:
+                return bytes(value)
+        return criteria.authenticated_user  # pragma: no cover - the mapping found it
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         httpx_mod = self._httpx
+        authenticated = self.user(scope)
         try:
             criteria, endpoint, decision = _route(
-                self.router, self.mapping, self.user, scope, self.explain
+                self.router, self.mapping, lambda _: authenticated, scope, self.explain
             )
         except NoEndpointError as exc:
             _log.info("no endpoint: %s", exc)
@@ -413,7 +522,9 @@ class SelectorsProxy:
         request = httpx_mod.Request(
             scope.get("method", "GET"),
             url,
-            headers=self._request_headers(scope, url, criteria.authenticated_user),
+            headers=self._request_headers(
+                scope, url, criteria, self._forwarded_user(scope, authenticated, criteria)
+            ),
             content=content,
             extensions={"timeout": self.timeout.as_dict()},
         )

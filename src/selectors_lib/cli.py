@@ -133,17 +133,57 @@ def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _unsafe(ch: str) -> bool:
+    # Category C (controls, including C1 such as U+009B CSI; format characters
+    # such as bidi overrides; surrogates; private use; unassigned) and the
+    # line/paragraph separators: none may reach a terminal raw.
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _json_text(data: Any) -> str:
+    """JSON with non-ASCII kept readable but every unsafe character ``\\u``-escaped.
+
+    ``ensure_ascii=False`` escapes only characters below U+0020; C1 controls and
+    the like would be printed raw. Outside strings the output holds only ASCII
+    punctuation, digits, letters, spaces and newlines, so every unsafe character
+    is inside a string, where a ``\\u`` escape means the same character.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if text.isascii() and text.replace("\n", "").isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch != "\n" and _unsafe(ch):
+            # json.dumps with ensure_ascii=True escapes exactly one character,
+            # as a surrogate pair beyond the BMP.
+            out.append(json.dumps(ch)[1:-1])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _document(data: Any, *, as_json: bool, out: TextIO) -> None:
-    """Write a mapping as YAML when PyYAML is installed (and JSON not asked for), else JSON."""
+    """Write a mapping as YAML when PyYAML is installed (and JSON not asked for), else JSON.
+
+    Either way no control or format character is written raw (see :func:`_json_text`).
+    """
     if not as_json:
         try:
             import yaml
         except ImportError:
             pass
         else:
-            out.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+            if any(ch != "\n" and _unsafe(ch) for ch in text):
+                # PyYAML prints some of them raw (U+0085, bidi controls) when
+                # allowed Unicode; without it every non-ASCII character is escaped.
+                text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
+            out.write(text)
             return
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    out.write(_json_text(data) + "\n")
 
 
 def _issue_dict(issue: ConfigIssue) -> dict[str, str]:

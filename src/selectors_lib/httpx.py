@@ -27,9 +27,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     ) from None
 
 from ._criteria import Criteria
+from ._errors import SelectorsError
 from ._headers import HeaderMapping
 from ._pool import Endpoint
-from ._proxy_common import CRITERIA_KEY, DECISION_KEY, ENDPOINT_KEY, decide
+from ._proxy_common import CRITERIA_KEY, DECISION_KEY, ENDPOINT_KEY, decide, has_dot_segment
 from ._router import Router
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ENDPOINT_KEY",
     "AsyncSelectorsTransport",
     "SelectorsTransport",
+    "UnsafePathError",
     "current_criteria",
     "routing_context",
 ]
@@ -75,6 +77,16 @@ def routing_context(criteria: Criteria) -> Iterator[Criteria]:
 def current_criteria() -> Criteria | None:
     """The criteria of the innermost :func:`routing_context`, if any."""
     return _CURRENT.get()
+
+
+class UnsafePathError(SelectorsError, ValueError):
+    """A request under the base URL has a ``.`` or ``..`` path segment; it is not sent.
+
+    httpx resolves literal dot segments when it builds a URL, but encoded ones
+    (``%2e%2e``, ``..%2f``, ``..;``) reach the endpoint, whose server may
+    resolve them: ``/api/%2e%2e/admin`` would leave the endpoint's base path.
+    Paths often carry caller-supplied names, so such requests are refused.
+    """
 
 
 def _split(raw_path: bytes) -> tuple[bytes, bytes]:
@@ -123,13 +135,22 @@ class _Router:
         current = _CURRENT.get()
         if current is not None:
             return current
-        return self.mapping.criteria(request.headers.multi_items())
+        # Raw bytes: decoded by the one rule every adapter uses (UTF-8 when
+        # valid, else latin-1, value by value), not httpx's whole-set guess.
+        return self.mapping.criteria(request.headers.raw)
 
     def route(self, request: httpx.Request) -> None:
-        """Point ``request`` at its endpoint, if it is under the base URL."""
+        """Point ``request`` at its endpoint, if it is under the base URL.
+
+        Raises:
+            UnsafePathError: The path under the base URL has a dot segment.
+            NoEndpointError: The pool rejects a request without a routing key.
+        """
         rest = self.remainder(request.url)
         if rest is None:
             return
+        if has_dot_segment(_split(rest)[0]):
+            raise UnsafePathError(f"dot segment in request path: {_split(rest)[0][:200]!r}")
         criteria = self.criteria(request)
         endpoint, decision = decide(self.router, criteria, explain=self.explain)
         target = _target(endpoint)
@@ -137,7 +158,12 @@ class _Router:
         path = base_path + rest
         if not path.startswith(b"/"):
             path = b"/" + path
-        request.url = target.copy_with(raw_path=path)
+        url = target.copy_with(raw_path=path)
+        # Belt and braces: whatever httpx normalised, the result stays under the base.
+        new_path = _split(url.raw_path)[0]
+        if new_path != base_path and not new_path.startswith(base_path + b"/"):
+            raise UnsafePathError(f"request path leaves the endpoint's base path: {path[:200]!r}")
+        request.url = url
         # httpx set Host from the logical URL when it built the request.
         request.headers["Host"] = request.url.netloc.decode("ascii")
         request.extensions = {
@@ -172,6 +198,9 @@ class SelectorsTransport(httpx.BaseTransport):
         ValueError: ``base_url`` lacks a scheme or host.
         NoEndpointError: (from ``handle_request``) the pool rejects a request
             without a routing key.
+        UnsafePathError: (from ``handle_request``) the path under the base URL
+            has a ``.`` or ``..`` segment, in any spelling (``%2e%2e``,
+            ``..%2f``, ``..;x``).
     """
 
     def __init__(

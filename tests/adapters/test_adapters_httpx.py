@@ -13,12 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selectors_lib import Criteria, Decision, Endpoint, NoEndpointError, load_router
+from selectors_lib._proxy_common import has_dot_segment
 from selectors_lib.httpx import (
     CRITERIA_KEY,
     DECISION_KEY,
     ENDPOINT_KEY,
     AsyncSelectorsTransport,
     SelectorsTransport,
+    UnsafePathError,
     current_criteria,
     routing_context,
 )
@@ -169,7 +171,10 @@ class Recorder(httpx.BaseTransport):
 
 @settings(max_examples=80)
 @given(
-    path=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40),
+    path=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+    | st.lists(st.sampled_from(["a", ".", "..", "%2e", "%2E%2e", "..;x", "b.c"]), max_size=5).map(
+        "/".join
+    ),
     header=st.text(max_size=300),
 )
 def test_any_path_and_header_keeps_the_endpoint_origin(path: str, header: str) -> None:
@@ -191,6 +196,12 @@ def test_any_path_and_header_keeps_the_endpoint_origin(path: str, header: str) -
     raw = "/" + urllib.parse.quote(path, safe="/;:@&=+$,%!~*'()")
     url = httpx.URL("http://clouddriver/").copy_with(raw_path=raw.encode("ascii"))
     request = httpx.Request("GET", url, headers={"X-Spinnaker-Application": header.encode("utf-8")})
+    if has_dot_segment(request.url.raw_path.partition(b"?")[0]):
+        # %2e%2e and the like: refused, never sent anywhere.
+        with pytest.raises(UnsafePathError):
+            transport.handle_request(request)
+        assert inner.requests == []
+        return
     transport.handle_request(request)
     sent = inner.requests[0]
     endpoint: Endpoint = sent.extensions[ENDPOINT_KEY]

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from ops_helpers import config_a, config_b, is_nan, scrape, value, with_changes
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from selectors_lib import ConfigError, Criteria, LagEvent, load_router
 from selectors_lib.prometheus import DEFAULT_BUCKETS, PrometheusObserver, instrument
@@ -93,8 +93,20 @@ def test_panic_decisions_are_counted() -> None:
     instrument(router, registry=registry)
     for endpoint_id in ("r1", "r2", "r3"):
         router.mark_down(endpoint_id)
-    router.select(Criteria(execution_id="x", attributes={"x-tenant": "t0"}))
-    assert value(scrape(registry), "selectors_panic_decisions_total", rule="a-hot") == 1
+    chosen = router.select(Criteria(execution_id="x", attributes={"x-tenant": "t0"}))
+    samples = scrape(registry)
+    assert value(samples, "selectors_panic_decisions_total", rule="a-hot") == 1
+    # The up gauge reports health, not traffic: the panicking pool still used
+    # an ejected replica, and the help text says that may happen.
+    assert value(samples, "selectors_decisions_total", rule="a-hot", endpoint=chosen.id) == 1
+    assert value(samples, "selectors_endpoint_up", endpoint=chosen.id) == 0
+    help_line = next(
+        line
+        for line in generate_latest(registry).decode().splitlines()
+        if line.startswith("# HELP selectors_endpoint_up ")
+    )
+    assert "ejected by health" in help_line
+    assert "panics" in help_line
 
 
 def test_reloads_ok_and_failed() -> None:

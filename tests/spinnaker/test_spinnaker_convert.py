@@ -192,6 +192,9 @@ FIXED = [
     Criteria(application="DECK", origin="Deck", execution_type="pipeline"),
     Criteria(origin="\u017f", execution_type="orchestration", account="\u212a"),
     Criteria(application="\u0130", authenticated_user="\u00df", location="SS"),
+    # At the length guard: 4096 characters that lower() turns into 4097 or more.
+    Criteria(application="\u0130" + "a" * (CAP - 1), account="\u0130" * (CAP // 2 + 1)),
+    Criteria(account="\u0130" + "a" * (CAP - 1), authenticated_user="a" * (CAP + 1)),
 ]
 
 
@@ -523,3 +526,68 @@ def test_every_distinct_url_gets_its_own_endpoint(urls: list[str]) -> None:
     for i, url in enumerate(urls):
         # The first entry with this location decides; locations are unique here.
         assert router.select(Criteria(location=str(i))).url == url
+
+
+def test_priorities_a_java_int_apart_are_refused_naming_both_entries() -> None:
+    base_urls = [
+        {"baseUrl": "http://low.x", "priority": -2},
+        {"baseUrl": "http://max.x", "priority": INT_MAX},
+    ]
+    # kork's wrapped comparison picks the -2 entry; no native priorities can say so.
+    assert selectable_service(base_urls).select(Criteria()).url == "http://low.x"
+    with pytest.raises(ConfigError) as info:
+        convert_base_urls(base_urls)
+    (issue,) = info.value.issues
+    assert issue.path == "baseUrls[1].priority"
+    assert "entry 1 (http://max.x, priority 2147483647)" in issue.message
+    assert "entry 0 (http://low.x, priority -2)" in issue.message
+    with pytest.raises(ConfigError):
+        convert_orca({"clouddriver": {"readonly": {"baseUrls": base_urls}}})
+
+
+def test_wide_priorities_convert_while_the_comparison_cannot_overflow() -> None:
+    # Exactly 2**31 - 1 apart: the subtraction still fits an int.
+    narrow = [{"baseUrl": URLS[0], "priority": -1}, {"baseUrl": URLS[1], "priority": INT_MAX - 1}]
+    assert load_router(convert_base_urls(narrow)).select(Criteria()).url == URLS[1]
+    # A selector that can never match never takes part in a comparison.
+    never = {"selectorClass": "ByOriginServiceSelector"}
+    dead = [{"baseUrl": URLS[0], "priority": INT_MIN}, {"baseUrl": URLS[1], "config": never}]
+    assert load_router(convert_base_urls(dead)).select(Criteria()).url == URLS[0]
+    # Gate never fills location: such a selector is dropped, not refused.
+    gate = {
+        "services": {
+            "orca": {
+                "baseUrl": URLS[0],
+                "shards": {
+                    "baseUrls": [
+                        {"baseUrl": URLS[0], "priority": INT_MIN},
+                        {
+                            "baseUrl": URLS[1],
+                            "priority": INT_MAX,
+                            "config": {
+                                "selectorClass": "ByLocationServiceSelector",
+                                "locations": ["x"],
+                            },
+                        },
+                    ]
+                },
+            }
+        }
+    }
+    assert load_router(convert_gate(gate, "orca")).select(Criteria(location="x")).url == URLS[0]
+
+
+def test_expanding_lowercase_is_cut_off_on_both_sides_alike() -> None:
+    base_urls = [
+        {"baseUrl": URLS[0]},
+        {
+            "baseUrl": URLS[1],
+            "priority": 2,
+            "config": {"selectorClass": "ByApplicationServiceSelector", "applicationPattern": ".*"},
+        },
+    ]
+    spinnaker = selectable_service(base_urls)
+    native = load_router(convert_base_urls(base_urls))
+    for value, url in [("\u0130" + "a" * 4095, URLS[1]), ("\u0130" + "a" * 4096, URLS[0])]:
+        c = Criteria(application=value)
+        assert spinnaker.select(c).url == native.select(c).url == url

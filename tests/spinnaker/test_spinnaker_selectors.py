@@ -194,6 +194,11 @@ def test_origin_compares_like_java_equals_ignore_case() -> None:
     assert routes_to_hit(origin_cfg("s"), Criteria(origin="\u017f", execution_type="pipeline"))
     assert routes_to_hit(origin_cfg("k"), Criteria(origin="\u212a", execution_type="pipeline"))
     assert not routes_to_hit(origin_cfg("ss"), Criteria(origin="\u00df", execution_type="pipeline"))
+    # Simple one-to-one mappings: dotted capital I and dotless i both equal i
+    # (Java: toLowerCase('\u0130') is 'i', toUpperCase('\u0131') is 'I').
+    for value in ("\u0130", "\u0131", "I"):
+        assert routes_to_hit(origin_cfg("i"), Criteria(origin=value, execution_type="pipeline"))
+    assert not routes_to_hit(origin_cfg("i"), Criteria(origin="i\u0307", execution_type="pipeline"))
 
 
 def test_origin_selector_without_origin_never_matches_and_warns() -> None:

@@ -192,7 +192,9 @@ class HealthMonitor:
         self._round_lock = threading.Lock()
         self._status = MonitorStatus()
         self._master_down: set[str] = set()
+        # The latest check per probe name, threaded and asyncio: never two at once.
         self._pending: dict[str, Future[ProbeResult]] = {}
+        self._atasks: dict[str, asyncio.Task[ProbeResult]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -236,18 +238,46 @@ class HealthMonitor:
     async def arun_once(self) -> MonitorStatus:
         """Run every probe once on the event loop and apply the verdicts.
 
+        Like :meth:`run_once`: a probe whose previous check has not returned is
+        not started again (its endpoints count as failed), and the round waits
+        at most ``GUARD_FACTOR * timeout`` for the others.
+
         Returns:
             The new status.
         """
+        loop = asyncio.get_running_loop()
         guard = self.settings.timeout * GUARD_FACTOR
-        results = await asyncio.gather(*(self._acheck(p, guard) for p in self.probes))
-        return self._apply(list(zip(self.probes, results, strict=True)))
+        submitted: list[tuple[Probe, asyncio.Task[ProbeResult] | None]] = []
+        for probe in self.probes:
+            running = self._atasks.get(probe.name)
+            # A task of another (closed) loop can never finish: forget it.
+            if running is not None and not running.done() and running.get_loop() is loop:
+                submitted.append((probe, None))
+                continue
+            task = loop.create_task(self._acheck(probe), name=f"selectors-lib-probe-{probe.name}")
+            self._atasks[probe.name] = task
+            submitted.append((probe, task))
+        tasks = [task for _, task in submitted if task is not None]
+        if tasks:
+            # Not wait_for: a check past the guard keeps running (and keeps its slot)
+            # instead of being cancelled and started again next round, piling up.
+            await asyncio.wait(tasks, timeout=guard)
+        results: list[tuple[Probe, ProbeResult]] = []
+        for probe, pending in submitted:
+            if pending is None:
+                result = failed(probe, "previous check still running")
+            elif not pending.done():
+                result = failed(probe, f"no answer within {guard:g}s")
+            elif pending.cancelled():
+                result = failed(probe, "check cancelled")
+            else:
+                result = pending.result()
+            results.append((probe, result))
+        return self._apply(results)
 
-    async def _acheck(self, probe: Probe, guard: float) -> ProbeResult:
+    async def _acheck(self, probe: Probe) -> ProbeResult:
         try:
-            return await asyncio.wait_for(probe.acheck(self.settings.timeout), guard)
-        except TimeoutError:
-            return failed(probe, f"no answer within {guard:g}s")
+            return await probe.acheck(self.settings.timeout)
         except Exception as exc:
             _log.exception("probe %s failed", probe.name)
             return failed(probe, f"probe error: {describe(exc)}")
@@ -292,7 +322,14 @@ class HealthMonitor:
         for probe, result in results:
             wanted = set(probe.endpoint_ids)
             groups[probe.name] = {eid: obs for eid, obs in result.observations if eid in wanted}
-        outcome = tracker.observe_round(groups, now)
+        # Churn means "the master is in trouble": only groups with a master can churn.
+        # All endpoints of an HTTP probe failing together is a pool-wide outage, no churn.
+        with_master = {
+            probe.name
+            for probe, result in results
+            if probe.measures_lag or result.master_ok is not None
+        }
+        outcome = tracker.observe_round(groups, now, churn_groups=with_master)
         changes: dict[str, EndpointHealth] = {}
         for endpoint_id, state in outcome.changed:
             if state.pinned:
@@ -450,7 +487,15 @@ class HealthMonitor:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Release the probes' asyncio connections."""
+        """Cancel checks still running on this loop; release the probes' asyncio connections."""
+        loop = asyncio.get_running_loop()
+        tasks = [t for t in self._atasks.values() if not t.done() and t.get_loop() is loop]
+        self._atasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a probe that ignores cancellation must not hold up shutdown.
+            await asyncio.wait(tasks, timeout=self.settings.timeout)
         for probe in self.probes:
             try:
                 await probe.aclose()

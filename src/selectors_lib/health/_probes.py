@@ -261,6 +261,7 @@ def _fetch_status(url: str, deadline: float, timeout: float) -> int:
         connection = _HTTPSConnection(host, port, deadline=deadline, timeout=timeout)
     else:
         connection = _HTTPConnection(host, port, deadline=deadline, timeout=timeout)
+    response: http.client.HTTPResponse | None = None
     try:
         connection.request("GET", target, headers={"User-Agent": "selectors-lib"})
         response = connection.getresponse()
@@ -268,14 +269,20 @@ def _fetch_status(url: str, deadline: float, timeout: float) -> int:
         response.read(1024)
         return int(response.status)
     finally:
+        if response is not None:
+            response.close()
         connection.close()
+
+
+def _expired(timeout: float) -> TimeoutError:
+    # "timed out" like a socket timeout, so operators see one wording.
+    return TimeoutError(f"timed out: no complete answer within {timeout:g}s")
 
 
 def _remaining(deadline: float, timeout: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        # "timed out" like a socket timeout, so operators see one wording.
-        raise TimeoutError(f"timed out: no complete answer within {timeout:g}s")
+        raise _expired(timeout)
     return left
 
 
@@ -291,25 +298,46 @@ class _DeadlineSocket:
         self._sock = sock
         self._deadline = deadline
         self._timeout = timeout
+        # Like a socket, stay open while a reader made by makefile() is: http.client
+        # closes the connection right after the headers of a "Connection: close"
+        # answer and reads the body from the response's reader afterwards.
+        self._readers = 0
+        self._closed = False
 
     def _arm(self) -> None:
         self._sock.settimeout(_remaining(self._deadline, self._timeout))
 
     def sendall(self, data: bytes) -> None:
         self._arm()
-        self._sock.sendall(data)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            # The socket's timeout was the time left: the deadline passed.
+            raise _expired(self._timeout) from exc
 
     def recv_into(self, buffer: WriteableBuffer) -> int:
         self._arm()
-        return self._sock.recv_into(buffer)
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError as exc:
+            raise _expired(self._timeout) from exc
 
     def makefile(self, mode: str = "rb") -> io.BufferedReader:
         if mode != "rb":
             raise ValueError(f"unsupported mode {mode!r}")
+        self._readers += 1
         return io.BufferedReader(_DeadlineReader(self))
 
+    def release(self) -> None:
+        """A reader made by :meth:`makefile` is closed."""
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self._sock.close()
+
     def close(self) -> None:
-        self._sock.close()
+        self._closed = True
+        if self._readers <= 0:
+            self._sock.close()
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -325,6 +353,11 @@ class _DeadlineReader(io.RawIOBase):
     def readinto(self, buffer: WriteableBuffer) -> int:
         return self._sock.recv_into(buffer)
 
+    def close(self) -> None:
+        if not self.closed:
+            self._sock.release()
+        super().close()
+
 
 class _HTTPConnection(http.client.HTTPConnection):
     """An HTTP connection whose whole exchange must finish before a deadline."""
@@ -337,7 +370,10 @@ class _HTTPConnection(http.client.HTTPConnection):
     def connect(self) -> None:
         # Connect (and the TLS handshake) within what is left, then bound every read.
         self.timeout = _remaining(self._deadline, self._total)
-        super().connect()
+        try:
+            super().connect()
+        except TimeoutError as exc:
+            raise _expired(self._total) from exc
         # http.client only calls sendall/makefile/close on its socket.
         self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
 
@@ -352,7 +388,10 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         self.timeout = _remaining(self._deadline, self._total)
-        super().connect()
+        try:
+            super().connect()
+        except TimeoutError as exc:
+            raise _expired(self._total) from exc
         self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
 
 

@@ -18,8 +18,8 @@ Rules, per endpoint:
   whatever the probes say; probes keep tracking it underneath, and unpinning
   hands it back to them with a fresh start.
 
-Master churn: when every replica of a group (two or more) gives a bad
-observation in the same round, the group is flagged as churning. The replicas
+Master churn: when every replica of a group (two or more) with a master gives a
+bad observation in the same round, the group is flagged as churning. The replicas
 are ejected as usual, so their state stays truthful for metrics and alerts;
 the pools' panic rule then routes to all of them as if healthy (a pool whose
 replicas are all down always panics), so reads keep flowing and no key moves.
@@ -27,7 +27,7 @@ replicas are all down always panics), so reads keep flowing and no key moves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import attrs
 
@@ -224,7 +224,11 @@ class HealthTracker:
         return True
 
     def observe_round(
-        self, groups: Mapping[str, Mapping[str, Observation]], now: float
+        self,
+        groups: Mapping[str, Mapping[str, Observation]],
+        now: float,
+        *,
+        churn_groups: Collection[str] | None = None,
     ) -> RoundResult:
         """Apply one round: every group's observations of its endpoints.
 
@@ -234,6 +238,8 @@ class HealthTracker:
         Args:
             groups: Observations by group (probe) name, then by endpoint id.
             now: The time.
+            churn_groups: The groups that can churn (those with a master); None
+                means all of them.
 
         Returns:
             Which endpoints flipped, and the churn status of the groups.
@@ -254,7 +260,9 @@ class HealthTracker:
         now_churning = {
             group
             for group, observations in groups.items()
-            if len(observations) >= 2 and all(o.ok is False for o in observations.values())
+            if (churn_groups is None or group in churn_groups)
+            and len(observations) >= 2
+            and all(o.ok is False for o in observations.values())
         }
         was = self._churning
         # Groups absent from this round keep their flag: nothing new is known of them.

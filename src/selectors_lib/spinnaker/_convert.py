@@ -14,6 +14,10 @@ property test over generated configs and criteria):
   Gate, fields Gate never fills, or everything when dynamic routing is off) are
   dropped too. Every drop is reported in ``notes`` and in the default route's
   description.
+
+One thing cannot be converted: priorities more than ``2**31 - 1`` apart, where
+kork's overflowing comparison orders selectors in a way plain integer
+priorities cannot express; the converter raises ``ConfigError`` for those.
 """
 
 from __future__ import annotations
@@ -153,6 +157,10 @@ def convert_service(
     Returns:
         A native configuration mapping (``version``, ``endpoints``, ``routes``),
         loadable by :func:`selectors_lib.load_config`.
+
+    Raises:
+        ConfigError: Two selectors that can match have priorities more than
+            ``2**31 - 1`` apart (see the module docs).
     """
     selectors = service.selectors
     _check_priority_spread(service, fields=fields, routed=routed)
@@ -233,7 +241,8 @@ def convert_base_urls(
         A native configuration mapping.
 
     Raises:
-        ConfigError: The entries are invalid (as :func:`selectable_service`).
+        ConfigError: The entries are invalid (as :func:`selectable_service`), or
+            their priorities cannot be converted (as :func:`convert_service`).
     """
     return convert_service(selectable_service(base_urls), notes=notes)
 
@@ -244,7 +253,7 @@ def convert_orca(
     """Convert an ``orca.yml``'s clouddriver ``role`` selection to native configuration.
 
     Raises:
-        ConfigError: As :func:`from_orca_config`.
+        ConfigError: As :func:`from_orca_config` and :func:`convert_service`.
         ValueError: ``role`` is not ``readonly`` or ``writeonly``.
     """
     service = from_orca_config(mapping, role)
@@ -261,7 +270,7 @@ def convert_gate(
     Gate does.
 
     Raises:
-        ConfigError: As :func:`from_gate_config`.
+        ConfigError: As :func:`from_gate_config` and :func:`convert_service`.
     """
     gate = from_gate_config(mapping, service)
     return convert_service(

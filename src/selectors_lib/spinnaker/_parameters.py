@@ -8,7 +8,8 @@ where some configured value matches some input value: ``regex:<re>`` is a full
 match of the text after the first colon, anything else plain equality. Extra
 input parameters are ignored; an entry without parameters matches any non-empty
 input. Empty input, or no match, selects the default URL with the default
-config. A match returns the entry's config laid over the default config.
+config. A match returns the entry's config with every default key it lacks, or
+maps to ``None``, filled in (Java's ``putIfAbsent``).
 """
 
 from __future__ import annotations
