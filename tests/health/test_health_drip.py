@@ -11,18 +11,19 @@ to real healthy ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from selectors_lib import Criteria, Router, load_router
-from selectors_lib.health import HealthMonitor, HttpProbe, HttpProbeSettings
+from selectors_lib.health import HealthMonitor, HttpProbe, HttpProbeSettings, ProbeResult
 
 WAIT = 30.0
 TIMEOUT = 0.3
@@ -36,6 +37,49 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float = WAIT) ->
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for: {what}")
         time.sleep(0.01)
+
+
+def bounded(what: str, call: Callable[[], ProbeResult], timeout: float = WAIT) -> ProbeResult:
+    """``call()`` from another thread, failing the test if it does not return in time."""
+    results: list[ProbeResult] = []
+    thread = threading.Thread(target=lambda: results.append(call()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not results:
+        pytest.fail(f"{what} did not return within {timeout:g}s")
+    return results[0]
+
+
+def run_loop(scenario: Callable[[], Coroutine[None, None, None]]) -> None:
+    """``asyncio.run(scenario())`` in another thread, bounded: the scenario and then the
+    loop's shutdown (which waits for the threads of its default executor)."""
+    errors: list[BaseException] = []
+    finished = threading.Event()
+
+    async def main() -> None:
+        try:
+            await scenario()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            finished.set()
+
+    def target() -> None:
+        with contextlib.suppress(BaseException):  # reported through `errors`
+            asyncio.run(main())
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    if not finished.wait(WAIT * 2):
+        pytest.fail(f"the asyncio scenario did not finish within {WAIT * 2:g}s")
+    if errors:
+        raise errors[0]
+    thread.join(WAIT)
+    if thread.is_alive():
+        pytest.fail(
+            f"asyncio.run did not return within {WAIT:g}s of the scenario's end: "
+            "probe threads are stuck in the loop's default executor"
+        )
 
 
 class DripServer:
@@ -169,7 +213,7 @@ def assert_only_slow_is_out(router: Router, monitor: HealthMonitor, before: dict
     assert health["good-2"].healthy, health["good-2"]
     assert monitor.status.churning == ()
     assert monitor.status.endpoint("good-1").healthy
-    after = {c.application: router.select(c).id for c in APPS}
+    after = {c.application or "": router.select(c).id for c in APPS}
     # Only the slow endpoint's keys moved; the healthy ones kept theirs.
     assert {app: e for app, e in after.items() if before[app] != "slow"} == {
         app: e for app, e in before.items() if e != "slow"
@@ -187,7 +231,7 @@ def test_probe_gives_up_on_a_drip_feeding_backend_at_its_deadline(
         )
     )
     try:
-        result = dict(probe.check(TIMEOUT).observations)
+        result = dict(bounded("probe.check", lambda: probe.check(TIMEOUT)).observations)
         assert result["good-1"].ok, result
         assert result["good-2"].ok, result
         slow = result["slow"]
@@ -195,7 +239,7 @@ def test_probe_gives_up_on_a_drip_feeding_backend_at_its_deadline(
         assert "timed out: no complete answer within 0.3s" in slow.detail, slow
         # The probe hung up: its thread is free again, nothing piles up.
         wait_for("the probe to hang up on the drip-feeding backend", lambda: drip.hangups >= 1)
-        second = dict(probe.check(TIMEOUT).observations)
+        second = dict(bounded("probe.check", lambda: probe.check(TIMEOUT)).observations)
         assert "no complete answer" in second["slow"].detail, second
         assert drip.accepted == 2, "a new request each round, after the previous one ended"
     finally:
@@ -256,12 +300,12 @@ def test_asyncio_monitor_ejects_only_the_drip_feeding_backend_and_the_loop_resol
                 if loop.time() > deadline:
                     pytest.fail(f"five more rounds did not run within {WAIT:g}s")
                 await asyncio.sleep(0.01)
-            # The slow backend is still being probed, round after round...
-            assert drip.accepted >= 3
-            # ...and the loop's own DNS lookups still get threads.
+            # The loop's own DNS lookups still get threads...
             await resolve(loop)
+            # ...while the slow backend is being probed, round after round.
+            assert drip.accepted >= 3
             assert_only_slow_is_out(router, monitor, before)
 
     with caplog.at_level(logging.INFO, logger="selectors_lib.health"):
-        asyncio.run(scenario())
+        run_loop(scenario)
     assert "churn" not in caplog.text

@@ -281,3 +281,69 @@ def test_missing_redis_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(ImportError, match=r"pip install 'selectors-lib\[redis\]'"):
         HealthMonitor.from_router(router)
+
+
+def test_asyncio_hung_probe_is_not_started_again_until_it_returns() -> None:
+    router = make_router()
+    probe = Scripted()
+    probe.release.clear()  # the probe hangs
+    monitor = HealthMonitor(
+        router, HealthSettings(timeout=0.01, eject_after=2, readmit_after=1), probes=[probe]
+    )
+
+    async def scenario() -> None:
+        first = await monitor.arun_once()
+        second = await monitor.arun_once()
+        assert probe.calls == 1, "a probe still running is not started a second time"
+        assert f"no answer within {0.01 * GUARD_FACTOR:g}s" in first.endpoint("a").detail
+        assert "previous check still running" in second.endpoint("a").detail
+        assert not router.health["a"].healthy
+        probe.release.set()  # it returns: the next round starts it again
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while probe.calls < 2:
+            assert loop.time() < deadline, "the probe was never started again"
+            await monitor.arun_once()
+        await monitor.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_asyncio_aclose_cancels_a_hung_check() -> None:
+    probe = Scripted()
+    probe.release.clear()
+    monitor = HealthMonitor(make_router(), HealthSettings(timeout=0.01), probes=[probe])
+
+    async def scenario() -> None:
+        await monitor.arun_once()
+        (task,) = monitor._atasks.values()
+        assert not task.done()
+        await monitor.aclose()
+        assert task.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_churn_only_for_probes_with_a_master(caplog: pytest.LogCaptureFixture) -> None:
+    router = load_router(
+        {
+            "endpoints": {e: f"http://{e}.internal" for e in ("a", "b", "c", "d")},
+            "routes": [
+                {"name": "ab", "match": {"origin": "x"}, "target": {"endpoints": ["a", "b"]}},
+                {"name": "cd", "default": True, "target": {"endpoints": ["c", "d"]}},
+            ],
+        }
+    )
+    http = Scripted("http", ("a", "b"))
+    lag = Scripted("lag", ("c", "d"), lag=True)
+    for probe in (http, lag):
+        probe.result = ProbeResult(tuple((e, BAD) for e in probe.endpoint_ids))
+    monitor = HealthMonitor(router, HealthSettings(eject_after=1), probes=[http, lag])
+    with caplog.at_level(logging.WARNING, logger="selectors_lib.health"):
+        status = monitor.run_once()
+    # Every endpoint is ejected, but only the group with a master is churning.
+    assert not any(h.healthy for h in router.health.values())
+    assert status.churning == ("lag",)
+    assert "master churn in lag" in caplog.text
+    assert "master churn in http" not in caplog.text
+    monitor.close()

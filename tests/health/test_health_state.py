@@ -313,3 +313,11 @@ def test_probe_ejection_overridden_by_manual_stays_manual() -> None:
         monitor.run_once()
     assert (router.health["a"].healthy, router.health["a"].reason) == (False, "manual")
     assert monitor.status.endpoint("a").pinned
+
+
+def test_churn_only_in_the_groups_that_can_churn() -> None:
+    tracker = HealthTracker(Policy(eject_after=1, readmit_after=1))
+    both_bad = {"cache": {"a": BAD, "b": BAD}, "http": {"c": BAD, "d": BAD}}
+    result = tracker.observe_round(both_bad, 1.0, churn_groups={"cache"})
+    assert (result.churning, result.churn_started) == (("cache",), ("cache",))
+    assert not tracker.state("c").healthy, "no churn, but ejected all the same"

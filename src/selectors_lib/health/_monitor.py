@@ -262,6 +262,10 @@ class HealthMonitor:
             # Not wait_for: a check past the guard keeps running (and keeps its slot)
             # instead of being cancelled and started again next round, piling up.
             await asyncio.wait(tasks, timeout=guard)
+        else:
+            # Every probe is still busy: yield anyway, so that back-to-back rounds
+            # let the pending checks run (and finish) in between.
+            await asyncio.sleep(0)
         results: list[tuple[Probe, ProbeResult]] = []
         for probe, pending in submitted:
             if pending is None:

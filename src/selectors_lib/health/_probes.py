@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import http.client
 import io
 import socket
@@ -378,11 +379,17 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA store takes milliseconds: once per process, not per request.
+    return ssl.create_default_context()
+
+
 class _HTTPSConnection(http.client.HTTPSConnection):
     """An HTTPS connection whose whole exchange must finish before a deadline."""
 
     def __init__(self, host: str, port: int | None, *, deadline: float, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        super().__init__(host, port, timeout=timeout, context=_tls_context())
         self._deadline = deadline
         self._total = timeout
 
