@@ -90,6 +90,15 @@ def test_flip_example_moves_reads_to_a_fresh_stack_only_when_in_sync(redis_set: 
             example.flip(router, monitor, old)  # flipping to a lagging stack is refused
         assert router.config is serving
 
+        # The fresh stack must have caught up with the writes before it is
+        # offered; flip() checks its lag once, right away.
+        master_info = redis_set.master.info
+
+        def ro2_in_sync() -> bool:
+            info = replicas["ro-2"].info()
+            return info.get("slave_repl_offset") == master_info()["master_repl_offset"]
+
+        wait_for("ro-2 to catch up with the master", ro2_in_sync)
         fresh = example.stack_config(master, {"ro-2": replicas["ro-2"].url}, max_lag)
         monitor = example.flip(router, monitor, fresh)
         assert {router.select(c).id for c in users} == {"ro-2"}
