@@ -18,9 +18,9 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from health_http_servers import Backend
 
 from selectors_lib import Criteria, Router, load_router
 from selectors_lib.health import HealthMonitor, HttpProbe, HttpProbeSettings, ProbeResult
@@ -133,35 +133,6 @@ class DripServer:
             thread.join(WAIT)
 
 
-class Backend:
-    """A healthy HTTP server that counts its health checks."""
-
-    def __init__(self) -> None:
-        backend = self
-        self.hits = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                backend.hits += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "3")
-                self.end_headers()
-                self.wfile.write(b"ok\n")
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def drip() -> Iterator[DripServer]:
     server = DripServer()
@@ -257,10 +228,10 @@ def test_threaded_monitor_ejects_only_the_drip_feeding_backend(
         wait_for("slow ejected", lambda: not router.health["slow"].healthy)
         rounds = monitor.status.rounds
         wait_for("three more rounds", lambda: monitor.status.rounds >= rounds + 3)
-        hits = (good[0].hits, good[1].hits)
+        hits = (len(good[0].paths), len(good[1].paths))
         wait_for(
             "the healthy backends to keep being probed",
-            lambda: good[0].hits > hits[0] and good[1].hits > hits[1],
+            lambda: len(good[0].paths) > hits[0] and len(good[1].paths) > hits[1],
         )
         assert_only_slow_is_out(router, monitor, before)
     assert "churn" not in caplog.text

@@ -4,53 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from health_http_servers import Backend
 
 from selectors_lib import Criteria, Router, load_router
 from selectors_lib.health import HealthMonitor, HttpProbe, HttpProbeSettings
-
-
-class Backend:
-    """A tiny HTTP server whose health answer the test controls."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.delay = 0.0
-        self.paths: list[str] = []
-        self.gate: threading.Barrier | None = None
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                backend.paths.append(self.path)
-                if backend.delay:
-                    time.sleep(backend.delay)
-                if backend.gate is not None:
-                    backend.gate.wait()
-                body = b"ok\n" * 1000
-                self.send_response(backend.status)
-                if backend.status in (301, 302):
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
