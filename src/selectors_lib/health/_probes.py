@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -363,13 +363,16 @@ class _DeadlineReader(io.RawIOBase):
 class _HTTPConnection(http.client.HTTPConnection):
     """An HTTP connection whose whole exchange must finish before a deadline."""
 
-    def __init__(self, host: str, port: int | None, *, deadline: float, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
+    def __init__(
+        self, host: str, port: int | None, *, deadline: float, timeout: float, **kwargs: Any
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, **kwargs)
         self._deadline = deadline
         self._total = timeout
 
     def connect(self) -> None:
-        # Connect (and the TLS handshake) within what is left, then bound every read.
+        # Connect (and, for HTTPS, the TLS handshake: super() is HTTPSConnection
+        # there) within what is left, then bound every read.
         self.timeout = _remaining(self._deadline, self._total)
         try:
             super().connect()
@@ -385,21 +388,11 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
     """An HTTPS connection whose whole exchange must finish before a deadline."""
 
     def __init__(self, host: str, port: int | None, *, deadline: float, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=_tls_context())
-        self._deadline = deadline
-        self._total = timeout
-
-    def connect(self) -> None:
-        self.timeout = _remaining(self._deadline, self._total)
-        try:
-            super().connect()
-        except TimeoutError as exc:
-            raise _expired(self._total) from exc
-        self.sock = cast(socket.socket, _DeadlineSocket(self.sock, self._deadline, self._total))
+        super().__init__(host, port, deadline=deadline, timeout=timeout, context=_tls_context())
 
 
 async def _wait_threads(futures: Sequence[Future[Observation]], timeout: float) -> None:
