@@ -22,9 +22,9 @@ from typing import Any
 import attrs
 
 from selectors_lib._errors import ConfigError, ConfigIssue
-from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
+from selectors_lib._regex import Pattern, compile_pattern
 
-from ._selectors import MAX_VALUE_LENGTH, java_only_syntax
+from ._selectors import MAX_VALUE_LENGTH, check_pattern
 from ._spring import Issues, as_int, as_list, as_strings, check_url, describe
 
 __all__ = [
@@ -214,27 +214,8 @@ def _parameter(
             if not value.startswith(REGEX_PREFIX):
                 continue
             pattern = value[value.index(":") + 1 :]
-            problem = java_only_syntax(pattern)
-            if problem is None:
-                try:
-                    compile_pattern(pattern)
-                except ValueError as exc:
-                    problem = str(exc)
-            if problem is not None:
-                issues.append(
-                    ConfigIssue(
-                        f"{path}.values[{i}]", f"{where}invalid regular expression: {problem}"
-                    )
-                )
+            if not check_pattern(pattern, f"{path}.values[{i}]", where, issues, warnings):
                 good = False
-            elif nested_quantifier(pattern):
-                warnings.append(
-                    ConfigIssue(
-                        f"{path}.values[{i}]",
-                        f"{where}pattern {pattern!r:.80} nests quantifiers and may "
-                        "backtrack catastrophically",
-                    )
-                )
     if not good or values is None or not isinstance(name, str):
         return None
     return Parameter(name, values)

@@ -22,6 +22,7 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigIssue
 from selectors_lib._match import equals_ignore_case
 from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
+from selectors_lib._validate import show
 
 from ._spring import Issues, as_strings, describe
 
@@ -38,6 +39,7 @@ __all__ = [
     "ORIGIN_EXECUTION_TYPES",
     "SELECTOR_CLASSES",
     "Selector",
+    "check_pattern",
     "java_only_syntax",
     "parse_selector",
     "resolve_selector_class",
@@ -425,21 +427,37 @@ def _check_patterns(
     warnings: Issues,
 ) -> None:
     for i, pattern in enumerate(patterns):
-        at = path if single else f"{path}[{i}]"
-        problem = java_only_syntax(pattern)
-        if problem is None:
-            try:
-                _compile(pattern)
-            except ValueError as exc:
-                problem = str(exc)
-        if problem is not None:
-            issues.append(ConfigIssue(at, f"{where}invalid regular expression: {problem}"))
-            continue
-        if nested_quantifier(pattern):
-            warnings.append(
-                ConfigIssue(
-                    at,
-                    f"{where}pattern {pattern!r:.80} nests quantifiers and may backtrack "
-                    "catastrophically; simplify it",
-                )
+        check_pattern(pattern, path if single else f"{path}[{i}]", where, issues, warnings)
+
+
+def check_pattern(pattern: str, at: str, where: str, issues: Issues, warnings: Issues) -> bool:
+    """Check one Java pattern for ``re``: Java-only syntax, validity, backtracking risk.
+
+    Args:
+        pattern: The pattern text.
+        at: Its path, for the issue.
+        where: The entry prefix of messages (``entry 2 (url): ``).
+        issues: Where errors go.
+        warnings: Where the backtracking warning goes.
+
+    Returns:
+        False when the pattern is unusable (an issue was added).
+    """
+    problem = java_only_syntax(pattern)
+    if problem is None:
+        try:
+            _compile(pattern)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is not None:
+        issues.append(ConfigIssue(at, f"{where}invalid regular expression: {problem}"))
+        return False
+    if nested_quantifier(pattern):
+        warnings.append(
+            ConfigIssue(
+                at,
+                f"{where}pattern {show(pattern)} nests quantifiers and may backtrack "
+                "catastrophically; simplify it",
             )
+        )
+    return True
