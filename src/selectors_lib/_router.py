@@ -16,6 +16,7 @@ off the request path and swap it in with one reference assignment, so
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Mapping
@@ -88,7 +89,9 @@ class RouterConfig:
     warnings: tuple[ConfigIssue, ...] = ()
     source: str | None = None
 
-    @property
+    # Cached: a configuration is immutable, and every health change builds a
+    # snapshot that asks for these again.
+    @functools.cached_property
     def endpoints(self) -> tuple[Endpoint, ...]:
         """Every distinct endpoint, in order of first appearance."""
         seen: dict[str, Endpoint] = {}
@@ -97,7 +100,12 @@ class RouterConfig:
                 seen.setdefault(endpoint.id, endpoint)
         return tuple(seen.values())
 
-    @property
+    @functools.cached_property
+    def endpoint_ids(self) -> frozenset[str]:
+        """The ids of :attr:`endpoints` (for membership tests)."""
+        return frozenset(e.id for e in self.endpoints)
+
+    @functools.cached_property
     def ordered_rules(self) -> tuple[Rule, ...]:
         """Non-default rules in the order they are tried."""
         indexed = sorted(enumerate(self.rules), key=lambda p: (-(p[1].priority or 0), p[0]))
@@ -472,7 +480,7 @@ class Router:
         """
         with self._write_lock:
             snap = self._snapshot
-            known = {e.id for e in snap.config.endpoints}
+            known = snap.config.endpoint_ids
             health = dict(snap.health)
             events = []
             for endpoint_id, new in sorted(changes.items()):
@@ -497,7 +505,7 @@ class Router:
         self, endpoint: Endpoint | str, *, healthy: bool, reason: str | None, detail: str
     ) -> bool:
         endpoint_id = endpoint.id if isinstance(endpoint, Endpoint) else endpoint
-        known = {e.id for e in self._snapshot.config.endpoints}
+        known = self._snapshot.config.endpoint_ids
         if endpoint_id not in known:
             raise KeyError(f"unknown endpoint {endpoint_id!r}")
         before = self.generation
@@ -542,7 +550,7 @@ class Router:
             config: A validated configuration.
         """
         tables = _build_tables(config)
-        known = {e.id for e in config.endpoints}
+        known = config.endpoint_ids
         with self._write_lock:
             self._tables = tables
             health = {k: v for k, v in self._snapshot.health.items() if k in known}
