@@ -215,13 +215,16 @@ class PoolState:
         first = self._by_id[table.lookup(key)]
         if not self.down or self.panic or first.id not in self.down:
             return Pick(first, key, source, first, (), self.panic)
-        chosen = self._failover(table, key)
+        # One walk of the key's failover order gives the choice and what it skipped.
         skipped: list[tuple[str, str]] = []
         for host in table.preference(key, len(endpoints)):
-            if host == chosen.id:
-                break
+            if host not in self.down:
+                return Pick(self._by_id[host], key, source, first, tuple(skipped), self.panic)
             skipped.append((host, self._reason(host)))
-        return Pick(chosen, key, source, first, tuple(skipped), self.panic)
+        # Unreachable: a pool with no live replica is in panic.
+        return Pick(
+            self._live[0], key, source, first, tuple(skipped), self.panic
+        )  # pragma: no cover
 
     def _reason(self, endpoint_id: str) -> str:
         health = self.down[endpoint_id]
