@@ -124,25 +124,56 @@ class RedisNode:
     """One redis-server process in its own directory."""
 
     def __init__(self, binary: str, directory: Path, replica_of: int | None = None) -> None:
-        self.port = free_port()
         self.directory = directory
         directory.mkdir()
+        # free_port() only suggests a port: until redis binds it, another socket
+        # (a relay's listener, an outgoing connection) may take it, and redis
+        # then exits at once. Start again on another port when that happens.
+        for _attempt in range(5):
+            self.port = free_port()
+            self.process = self._start(binary, replica_of)
+            if self._serving():
+                break
+            self.process.wait(10)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+        else:
+            log = (directory / "redis.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"redis-server in {directory} would not start:\n{log}")
+        self.client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+
+    def _start(self, binary: str, replica_of: int | None) -> subprocess.Popen[bytes]:
         args = [
             binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
-            "--dir", str(directory),
-            "--logfile", str(directory / "redis.log"),
+            "--dir", str(self.directory),
+            "--logfile", str(self.directory / "redis.log"),
             "--repl-diskless-sync", "yes",
             "--repl-diskless-sync-delay", "0",
             "--protected-mode", "no",
         ]  # fmt: skip
         if replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _serving(self) -> bool:
+        """Wait until this process answers PING on its port; False if it exited first."""
+        probe = redis.Redis(port=self.port, socket_timeout=2)
+        deadline = time.monotonic() + WAIT
+        try:
+            while self.process.poll() is None and time.monotonic() < deadline:
+                try:
+                    if probe.ping():
+                        return True
+                except redis.RedisError:
+                    pass
+                time.sleep(0.02)
+            return False
+        finally:
+            probe.close()
 
     @property
     def url(self) -> str:
