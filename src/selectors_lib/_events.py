@@ -7,16 +7,12 @@ subscriber costs one attribute check, so an unobserved router pays nothing.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from ._router import Router
 
 __all__ = [
     "SELECT_DURATION_BUCKETS",
@@ -30,7 +26,11 @@ __all__ = [
     "SelectEvent",
 ]
 
-_log = logging.getLogger("selectors_lib")
+
+def _log_failure(observer: object) -> None:
+    import logging  # only when an observer fails: routing never needs it
+
+    logging.getLogger("selectors_lib").exception("selectors_lib observer %r failed", observer)
 
 
 @attrs.frozen
@@ -138,7 +138,7 @@ class EventHub:
             try:
                 observer(event)
             except Exception:
-                _log.exception("selectors_lib observer %r failed", observer)
+                _log_failure(observer)
 
 
 #: Latency buckets for ``select()``, in seconds: it takes microseconds, so the
@@ -160,6 +160,21 @@ SELECT_DURATION_BUCKETS: tuple[float, ...] = (
 )
 
 
+class _Healthy(Protocol):
+    @property
+    def healthy(self) -> bool: ...
+
+
+class _WatchedRouter(Protocol):
+    """What an observer reads from a router (events sit below the router: no import)."""
+
+    @property
+    def events(self) -> EventHub: ...
+
+    @property
+    def health(self) -> Mapping[str, _Healthy]: ...
+
+
 class MetricsObserver:
     """What every metrics backend shares: which routers it watches, and one hook per event.
 
@@ -178,7 +193,7 @@ class MetricsObserver:
     """
 
     def __init__(self) -> None:
-        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
+        self._routers: weakref.WeakSet[_WatchedRouter] = weakref.WeakSet()
         # Serialises reconciling with the per-endpoint gauge updates, so an event
         # racing a reload cannot re-create a series the reload just removed.
         self._endpoints_lock = threading.Lock()
@@ -187,7 +202,7 @@ class MetricsObserver:
         # Endpoint ids served by the watched routers at the last reconciliation.
         self._served: frozenset[str] = frozenset()
 
-    def observe(self, router: Router) -> Callable[[], None]:
+    def observe(self, router: _WatchedRouter) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
 
         Args:

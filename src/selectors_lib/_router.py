@@ -16,23 +16,28 @@ off the request path and swap it in with one reference assignment, so
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import cachetools
 
 from . import hashing
 from ._criteria import Criteria
 from ._errors import ConfigIssue
 from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
+from ._index import RuleIndex
 from ._match import Match
 from ._pool import Endpoint, EndpointHealth, Pool, PoolState
 
 __all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
+
+#: What a hashing table is a pure function of: (algorithm, ids, weights, options).
+#: (Not exported from the package: shared with the loader.)
+TableKey = tuple[str, tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]
 
 
 @attrs.frozen
@@ -80,6 +85,8 @@ class RouterConfig:
         health: Health and probe settings (see :mod:`selectors_lib.health`), if any.
         warnings: Problems that do not stop loading (shadowed rules, risky patterns).
         source: Where it was loaded from.
+        tables: Hashing tables the loader already built, by pool (an optimisation:
+            a router builds any that are missing; not part of equality).
     """
 
     rules: tuple[Rule, ...]
@@ -88,6 +95,9 @@ class RouterConfig:
     health: Any = None
     warnings: tuple[ConfigIssue, ...] = ()
     source: str | None = None
+    tables: Mapping[TableKey, hashing.HashTable] = attrs.field(
+        factory=dict, eq=False, repr=False, kw_only=True
+    )
 
     # Cached: a configuration is immutable, and every health change builds a
     # snapshot that asks for these again.
@@ -110,6 +120,11 @@ class RouterConfig:
         """Non-default rules in the order they are tried."""
         indexed = sorted(enumerate(self.rules), key=lambda p: (-(p[1].priority or 0), p[0]))
         return tuple(rule for _, rule in indexed)
+
+    @functools.cached_property
+    def rule_index(self) -> RuleIndex:
+        """The compiled index over :attr:`ordered_rules` (built once, on first use)."""
+        return RuleIndex(self.ordered_rules)
 
 
 @attrs.frozen
@@ -229,10 +244,8 @@ def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
     return data
 
 
-_TableKey = tuple[str, tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]
-
-
-def _table_key(pool: Pool) -> _TableKey:
+def table_key(pool: Pool) -> TableKey:
+    """What ``pool``'s hashing table is built from (equal keys, equal tables)."""
     return (pool.algorithm, pool.ids, pool.weights, pool.options)
 
 
@@ -240,20 +253,22 @@ class _Snapshot:
     """Everything one decision reads; never mutated after construction (but the cache)."""
 
     __slots__ = (
-        "_tests",
+        "_cache_order",
+        "_cache_size",
+        "by_rank",
         "cache",
         "config",
         "default_state",
         "generation",
         "health",
-        "lock",
         "ordered",
+        "rank",
     )
 
     def __init__(
         self,
         config: RouterConfig,
-        tables: Mapping[_TableKey, hashing.HashTable],
+        tables: Mapping[TableKey, hashing.HashTable],
         health: Mapping[str, EndpointHealth],
         generation: int,
     ) -> None:
@@ -262,33 +277,51 @@ class _Snapshot:
         self.generation = generation
 
         def state(pool: Pool) -> PoolState:
-            return PoolState(pool, tables.get(_table_key(pool)), health)
+            return PoolState(pool, tables.get(table_key(pool)), health)
 
         self.ordered = tuple((rule, state(rule.target)) for rule in config.ordered_rules)
-        self._tests = tuple((rule.match.test, rule, st) for rule, st in self.ordered)
         self.default_state = (config.default, state(config.default.target))
+        # The index (built once per configuration) gives a rank; the rank past
+        # the last rule is the default.
+        self.by_rank = (*self.ordered, self.default_state)
+        self.rank: Callable[[Criteria], int] = config.rule_index.winner
         size = config.settings.cache_size
-        # A FIFO cache, because a hit must not write: reads (cachetools'
-        # __getitem__ is one dict lookup) take no lock; inserts and the
-        # evictions they cause take ``lock``. An LRU would reorder on every hit
-        # and need the lock for reads too (4x the cost of a hit, measured).
-        self.cache: cachetools.FIFOCache[Criteria, Endpoint] | None = (
-            cachetools.FIFOCache(size) if size > 0 else None
-        )
-        self.lock = threading.Lock()
+        # A plain dict read with one get(): a hit is one lookup, a miss costs
+        # one failed lookup and no exception. Inserts append the key to a deque
+        # and evict the oldest beyond ``size`` (FIFO, so a hit never writes).
+        # No lock anywhere: each dict/deque operation is atomic, and racing
+        # inserts can only evict early, never let the dict outgrow the deque
+        # (every key in the dict has an entry in the deque). See
+        # docs/operations.md for the measurements behind this choice.
+        self.cache: dict[Criteria, Endpoint] | None = {} if size > 0 else None
+        self._cache_order: collections.deque[Criteria] = collections.deque()
+        self._cache_size = size
 
     def winner(self, criteria: Criteria) -> tuple[Rule, PoolState]:
-        for test, rule, pool_state in self._tests:
-            if test(criteria):
-                return rule, pool_state
-        return self.default_state
+        return self.by_rank[self.rank(criteria)]
+
+    def remember(self, criteria: Criteria, endpoint: Endpoint) -> None:
+        """Cache a decision, evicting the oldest beyond the cache size."""
+        cache = self.cache
+        if cache is None:
+            return
+        order = self._cache_order
+        cache[criteria] = endpoint
+        order.append(criteria)
+        while len(order) > self._cache_size:
+            try:
+                cache.pop(order.popleft(), None)
+            except IndexError:  # another thread emptied it first
+                break
 
 
-# Tables are pure functions of their key and immutable, so routers and reloads
-# share them: reloading a file whose pools did not change builds nothing. Kept
-# small: a slots table is 2 MiB, and configurations whose membership keeps
-# changing must not pile up dead ones (16 cached tables: 32 MiB at most).
-_TABLES: cachetools.LRUCache[_TableKey, hashing.HashTable] = cachetools.LRUCache(maxsize=16)
+# Recently built tables, shared across loads and routers: reloading a small
+# configuration whose pools did not change builds nothing. Tables are pure
+# functions of their key and immutable. Kept small (a slots table may be 2 MiB);
+# a load keeps every table it builds in ``RouterConfig.tables`` instead, so
+# no table is built twice for one configuration whatever its size.
+_TABLES: collections.OrderedDict[TableKey, hashing.HashTable] = collections.OrderedDict()
+_TABLES_SIZE = 16
 _TABLES_LOCK = threading.Lock()
 
 
@@ -298,24 +331,42 @@ def shared_table(pool: Pool) -> hashing.HashTable:
     Raises:
         ValueError: The algorithm rejects the pool's hosts, weights or options.
     """
-    key = _table_key(pool)
+    key = table_key(pool)
     with _TABLES_LOCK:
         table = _TABLES.get(key)
+        if table is not None:
+            _TABLES.move_to_end(key)  # least recently used goes first
     if table is None:
         table = pool.build_table()  # outside the lock: builds can take milliseconds
         with _TABLES_LOCK:
             _TABLES[key] = table
+            _TABLES.move_to_end(key)
+            while len(_TABLES) > _TABLES_SIZE:
+                _TABLES.popitem(last=False)
     return table
 
 
-def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
-    tables: dict[_TableKey, hashing.HashTable] = {}
+def _build_tables(config: RouterConfig) -> dict[TableKey, hashing.HashTable]:
+    tables: dict[TableKey, hashing.HashTable] = {}
+    prebuilt = config.tables
     for rule in (*config.rules, config.default):
         pool = rule.target
-        key = _table_key(pool)
+        key = table_key(pool)
         if len(pool.endpoints) > 1 and key not in tables:
-            tables[key] = shared_table(pool)
+            table = prebuilt.get(key)
+            tables[key] = shared_table(pool) if table is None else table
     return tables
+
+
+#: The loader :meth:`Router.reload` reads sources with. The loader module sits
+#: above this one (it builds routers) and installs itself here on import, so
+#: the router never imports it.
+_loader: list[Callable[[Any], RouterConfig]] = []
+
+
+def install_loader(loader: Callable[[Any], RouterConfig]) -> None:
+    """Set the function :meth:`Router.reload` loads configurations with."""
+    _loader[:] = [loader]
 
 
 class Router:
@@ -377,15 +428,13 @@ class Router:
             return self._select_observed(snap, criteria)
         cache = snap.cache
         if cache is not None:
-            try:
-                return cache[criteria]
-            except KeyError:
-                pass
-        state = snap.winner(criteria)[1]
+            endpoint = cache.get(criteria)
+            if endpoint is not None:
+                return endpoint
+        state = snap.by_rank[snap.rank(criteria)][1]
         endpoint = state.pick(criteria)
         if cache is not None and state.deterministic and _cacheable(criteria):
-            with snap.lock:
-                cache[criteria] = endpoint
+            snap.remember(criteria, endpoint)
         return endpoint
 
     def _select_observed(self, snap: _Snapshot, criteria: Criteria) -> Endpoint:
@@ -528,11 +577,11 @@ class Router:
         Raises:
             ConfigError: The new configuration is invalid (every issue, with paths).
         """
-        from ._config import load_config  # the loader builds on this module
-
         name = None if isinstance(source, Mapping) else str(source)
         try:
-            config = load_config(source)
+            if not _loader:
+                raise RuntimeError("no configuration loader: import selectors_lib first")
+            config = _loader[0](source)
         except Exception as exc:
             self.events.emit(ReloadEvent(False, name, str(exc), time.time()))
             raise
