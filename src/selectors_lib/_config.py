@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hashing
+from ._bulk import gc_paused
 from ._criteria import FIELDS
 from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
@@ -150,7 +151,8 @@ def parse_config(data: object, *, source: str | None = None) -> RouterConfig:
     """
     check = Checker()
     try:
-        config = _parse(check, data, source)
+        with gc_paused():
+            config = _parse(check, data, source)
     except RecursionError:
         check.error("", "nested too deeply")
         config = None

@@ -40,8 +40,8 @@ __all__ = ["RuleIndex"]
 #: ``(rank, test of the fields other than the key field, or None)``.
 _Entry = tuple[int, Callable[[Criteria], bool] | None]
 _Getter = Callable[[Criteria], str | None]
-#: (read the value, its request key, rules by key).
-_EqualsGroup = tuple[_Getter, Callable[[str], str], dict[str, tuple[_Entry, ...]]]
+#: (read the value, its request key (None: the value itself), rules by key).
+_EqualsGroup = tuple[_Getter, Callable[[str], str] | None, dict[str, tuple[_Entry, ...]]]
 #: (read the value, rules for a present value, rules for an absent one).
 _PresenceGroup = tuple[_Getter, tuple[_Entry, ...], tuple[_Entry, ...]]
 
@@ -71,6 +71,11 @@ def _group_keys(source: str, m: FieldMatch) -> tuple[_Group, tuple[str, ...]] | 
     config_key = equals_key(case)[1]
     # dict.fromkeys: distinct keys in order (two values may fold to one key).
     return ("equals", source, case), tuple(dict.fromkeys(config_key(v) for v in m.equals))
+
+
+def _request_key(case: str) -> Callable[[str], str] | None:
+    # None for the identity, so the common sensitive case makes no call.
+    return None if case == "sensitive" else equals_key(case)[0]
 
 
 def _rest(match: Match, skip: int) -> Callable[[Criteria], bool] | None:
@@ -123,7 +128,7 @@ class RuleIndex:
             for key in keys:
                 table.setdefault(key, []).append(entry)
         self._equals: tuple[_EqualsGroup, ...] = tuple(
-            (getter(group[1]), equals_key(group[2])[0], {k: tuple(v) for k, v in table.items()})
+            (getter(group[1]), _request_key(group[2]), {k: tuple(v) for k, v in table.items()})
             for group, table in buckets.items()
             if group[0] == "equals"
         )
@@ -141,7 +146,7 @@ class RuleIndex:
             value = get(criteria)
             if value is None:
                 continue
-            bucket = table.get(request_key(value))
+            bucket = table.get(value if request_key is None else request_key(value))
             if bucket is None:
                 continue
             for rank, rest in bucket:

@@ -16,6 +16,7 @@ An absent value (``None``) never matches ``equals`` or ``regex``.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping
 
@@ -125,8 +126,7 @@ def _same(value: str) -> str:
     return value
 
 
-def _lower(value: str) -> str:
-    return value.lower()
+_lower: Callable[[str], str] = str.lower
 
 
 def equals_key(case: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
@@ -150,6 +150,8 @@ def equals_key(case: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
     return _same, _same
 
 
+# Cached: a large configuration names the same few sources thousands of times.
+@functools.lru_cache(maxsize=1024)
 def getter(source: str) -> Callable[[Criteria], str | None]:
     """Return a fast function reading ``source`` (a field or ``attributes.<name>``).
 

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from . import hashing
+from ._bulk import gc_paused
 from ._criteria import Criteria
 from ._errors import ConfigIssue
 from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
@@ -259,10 +260,12 @@ class _Snapshot:
         "cache",
         "config",
         "default_state",
+        "deterministic",
         "generation",
         "health",
         "ordered",
         "rank",
+        "states",
     )
 
     def __init__(
@@ -271,19 +274,34 @@ class _Snapshot:
         tables: Mapping[TableKey, hashing.HashTable],
         health: Mapping[str, EndpointHealth],
         generation: int,
+        previous: _Snapshot | None = None,
+        changed: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.health = health
         self.generation = generation
 
-        def state(pool: Pool) -> PoolState:
+        def state(pool: Pool, old: PoolState | None) -> PoolState:
+            # A health change rebuilds only the pools holding a changed
+            # endpoint: at 100k rules the rest are reused as they are.
+            if old is not None and not any(e.id in changed for e in pool.endpoints):
+                return old
             return PoolState(pool, tables.get(table_key(pool)), health)
 
-        self.ordered = tuple((rule, state(rule.target)) for rule in config.ordered_rules)
-        self.default_state = (config.default, state(config.default.target))
+        rules = config.ordered_rules
+        if previous is not None and previous.config is config:
+            olds: tuple[PoolState | None, ...] = tuple(st for _, st in previous.by_rank)
+        else:
+            olds = (None,) * (len(rules) + 1)
+        self.ordered = tuple(
+            (rule, state(rule.target, old)) for rule, old in zip(rules, olds, strict=False)
+        )
+        self.default_state = (config.default, state(config.default.target, olds[-1]))
         # The index (built once per configuration) gives a rank; the rank past
         # the last rule is the default.
-        self.by_rank = (*self.ordered, self.default_state)
+        self.by_rank: tuple[tuple[Rule, PoolState], ...] = (*self.ordered, self.default_state)
+        self.states = tuple(st for _, st in self.by_rank)
+        self.deterministic = tuple(st.deterministic for st in self.states)
         self.rank: Callable[[Criteria], int] = config.rule_index.winner
         size = config.settings.cache_size
         # A plain dict read with one get(): a hit is one lookup, a miss costs
@@ -301,9 +319,9 @@ class _Snapshot:
         return self.by_rank[self.rank(criteria)]
 
     def remember(self, criteria: Criteria, endpoint: Endpoint) -> None:
-        """Cache a decision, evicting the oldest beyond the cache size."""
+        """Cache a decision (unless ``criteria`` is huge), evicting the oldest beyond the size."""
         cache = self.cache
-        if cache is None:
+        if cache is None or not _cacheable(criteria):
             return
         order = self._cache_order
         cache[criteria] = endpoint
@@ -383,8 +401,9 @@ class Router:
     def __init__(self, config: RouterConfig) -> None:
         self.events = EventHub()
         self._write_lock = threading.Lock()
-        self._tables = _build_tables(config)
-        self._snapshot = _Snapshot(config, self._tables, {}, 0)
+        with gc_paused():
+            self._tables = _build_tables(config)
+            self._snapshot = _Snapshot(config, self._tables, {}, 0)
 
     # -- reading -----------------------------------------------------------------
 
@@ -431,9 +450,9 @@ class Router:
             endpoint = cache.get(criteria)
             if endpoint is not None:
                 return endpoint
-        state = snap.by_rank[snap.rank(criteria)][1]
-        endpoint = state.pick(criteria)
-        if cache is not None and state.deterministic and _cacheable(criteria):
+        rank = snap.rank(criteria)
+        endpoint = snap.states[rank].pick(criteria)
+        if cache is not None and snap.deterministic[rank]:
             snap.remember(criteria, endpoint)
         return endpoint
 
@@ -546,7 +565,7 @@ class Router:
                 else:
                     health[endpoint_id] = new
             if events:
-                self._swap(snap.config, health)
+                self._swap(snap.config, health, frozenset(e.endpoint_id for e in events))
         for event in events:
             self.events.emit(event)
 
@@ -598,14 +617,30 @@ class Router:
         Args:
             config: A validated configuration.
         """
-        tables = _build_tables(config)
-        known = config.endpoint_ids
-        with self._write_lock:
-            self._tables = tables
-            health = {k: v for k, v in self._snapshot.health.items() if k in known}
-            self._swap(config, health)
+        with gc_paused():
+            tables = _build_tables(config)
+            known = config.endpoint_ids
+            config.rule_index  # noqa: B018 - built here, outside the write lock
+            with self._write_lock:
+                self._tables = tables
+                health = {k: v for k, v in self._snapshot.health.items() if k in known}
+                self._swap(config, health)
         self.events.emit(ReloadEvent(True, config.source, None, time.time()))
 
-    def _swap(self, config: RouterConfig, health: Mapping[str, EndpointHealth]) -> None:
-        # Caller holds the write lock.
-        self._snapshot = _Snapshot(config, self._tables, health, self._snapshot.generation + 1)
+    def _swap(
+        self,
+        config: RouterConfig,
+        health: Mapping[str, EndpointHealth],
+        changed: frozenset[str] | None = None,
+    ) -> None:
+        # Caller holds the write lock. ``changed``: the endpoint ids whose
+        # health changed, when the configuration stays (None: a new one).
+        old = self._snapshot
+        self._snapshot = _Snapshot(
+            config,
+            self._tables,
+            health,
+            old.generation + 1,
+            None if changed is None else old,
+            changed or frozenset(),
+        )
