@@ -75,7 +75,7 @@ def scale_config(n: int, algorithm: str | None) -> dict[str, Any]:
 
 
 def per_call_ns(fn: Callable[[], object], budget_s: float = 0.2, min_calls: int = 3) -> float:
-    """Median ns per call over batches sized to take about ``budget_s`` overall."""
+    """Best ns per call over batches sized to take about ``budget_s`` overall."""
     t0 = time.perf_counter_ns()
     fn()
     once = max(time.perf_counter_ns() - t0, 1)
@@ -86,7 +86,8 @@ def per_call_ns(fn: Callable[[], object], budget_s: float = 0.2, min_calls: int 
         for _ in range(batch):
             fn()
         samples.append((time.perf_counter_ns() - t0) / batch)
-    return statistics.median(samples)
+    # The fastest batch: on a shared machine the others measure the neighbours.
+    return min(samples)
 
 
 def worker(n: int, algorithm: str | None) -> dict[str, Any]:
@@ -190,14 +191,17 @@ def cache_table(quick: bool) -> None:
     from selectors_lib import Criteria, Router
     from selectors_lib._config import parse_config
 
-    data = scale_config(1000, "rendezvous")
-    cached = Router(parse_config({**data, "settings": {"cache_size": 16384}}))
+    size = 4096
+    data = scale_config(1000, "jump")
     uncached = Router(parse_config(data))
-    count = 20_000 if quick else 100_000
-    stream = [
-        Criteria(application=f"app{i % 997}", authenticated_user=f"u{i}@example.com")
-        for i in range(count)
-    ]
+    rounds = 5 if quick else 15
+
+    def fresh(salt: int, count: int = 4000) -> list[Criteria]:
+        # Built fresh, as a request's criteria are: nothing hashed yet.
+        return [
+            Criteria(application=f"app{i % 997}", authenticated_user=f"u{i}-{salt}@example.com")
+            for i in range(count)
+        ]
 
     def run(router: Router, items: list[Criteria]) -> float:
         select = router.select
@@ -206,33 +210,42 @@ def cache_table(quick: bool) -> None:
             select(c)
         return (time.perf_counter_ns() - t0) / len(items)
 
-    # Misses: every criteria is new (built fresh, as a request would be), so
-    # every call looks up, routes and inserts (evicting once full).
-    rounds = []
-    for _ in range(3):
-        fresh = [Criteria(**{**c.__getstate__(), "attributes": None}) for c in stream]
-        fresh2 = [Criteria(**{**c.__getstate__(), "attributes": None}) for c in stream]
-        cached = Router(parse_config({**data, "settings": {"cache_size": 16384}}))
-        rounds.append((run(cached, fresh), run(uncached, fresh2)))
-    miss, plain = min(r[0] for r in rounds), min(r[1] for r in rounds)
-    warm = stream[:1000]
-    for c in warm:
-        cached.select(c)
-    hit_same = min(run(cached, warm * 20) for _ in range(3))
-    equal = [Criteria(**{**c.__getstate__(), "attributes": None}) for c in warm * 20]
-    hit_equal = run(cached, equal)
-    print(f"decision cache (1,000 rules, {count:,} distinct criteria, FIFO of 16,384)")
+    # Misses in steady state: the cache is full and every insert evicts. Rounds
+    # alternate which side runs first; each side sees criteria never seen before.
+    cached = Router(parse_config({**data, "settings": {"cache_size": size}}))
+    run(cached, fresh(-1, size + 1000))
+    miss: list[float] = []
+    plain: list[float] = []
+    for k in range(rounds):
+        a, b = fresh(2 * k), fresh(2 * k + 1)
+        if k % 2:
+            miss.append(run(cached, a))
+            plain.append(run(uncached, b))
+        else:
+            plain.append(run(uncached, b))
+            miss.append(run(cached, a))
+    warm = fresh(-2, 1000)
+    run(cached, warm)
+    hit_same = min(run(cached, warm * 10) for _ in range(rounds))
+    equal = [
+        Criteria(application=c.application, authenticated_user=c.authenticated_user) for c in warm
+    ]
+    hit_equal = run(cached, equal * 10)  # the first pass hashes each new object once
+    base = statistics.median(plain)
+    med_miss = statistics.median(miss)
+    print(
+        f"decision cache (1,000 rules, jump pools, FIFO of {size:,} kept full; {rounds} alternating rounds)"
+    )
     print(f"{'case':<44}{'ns/call':>9}{'vs uncached':>13}")
-    print(f"{'uncached select':<44}{plain:>9.0f}{1:>12.2f}x")
+    print(f"{'uncached select (median)':<44}{base:>9.0f}{1:>12.2f}x")
     print(
-        f"{'miss (lookup + route + insert)':<44}{miss:>9.0f}{miss / plain:>12.2f}x  (target <= 1.1x)"
+        f"{'miss: lookup + route + insert + evict':<44}{med_miss:>9.0f}{med_miss / base:>12.2f}x"
+        f"  (target <= 1.1x; best rounds {min(miss) / min(plain):.2f}x)"
     )
     print(
-        f"{'hit, same Criteria object':<44}{hit_same:>9.0f}{hit_same / plain:>12.2f}x  (target <= 250 ns)"
+        f"{'hit, same Criteria object':<44}{hit_same:>9.0f}{hit_same / base:>12.2f}x  (target <= 250 ns)"
     )
-    print(
-        f"{'hit, equal new Criteria (hash + compare)':<44}{hit_equal:>9.0f}{hit_equal / plain:>12.2f}x"
-    )
+    print(f"{'hit, equal Criteria (hashed once)':<44}{hit_equal:>9.0f}{hit_equal / base:>12.2f}x")
 
 
 def pool_memory_worker(impl: str, count: int) -> float:
