@@ -372,7 +372,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="sizes up to 1,000 only")
     parser.add_argument("--algorithm", default=None, help="pool algorithm (default: the library's)")
-    parser.add_argument("--max-rss-mib", type=float, default=2048)
+    parser.add_argument(
+        "--max-rss-mib",
+        type=float,
+        default=None,
+        help="skip sizes projected above (2048; quick 512)",
+    )
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pool-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -383,7 +388,8 @@ def main() -> None:
         print(pool_memory_worker(args.pool_worker[0], int(args.pool_worker[1])))
         return
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10_000, 100_000]
-    scale_table(sizes, args.algorithm, args.max_rss_mib)
+    budget = args.max_rss_mib or (512 if args.quick else 2048)
+    scale_table(sizes, args.algorithm, budget)
     print()
     cache_table(args.quick)
     print()
