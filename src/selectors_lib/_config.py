@@ -27,12 +27,10 @@ from ._router import (
     RouterConfig,
     Rule,
     Settings,
-    TableKey,
     install_loader,
-    shared_table,
-    table_key,
 )
 from ._shadow import report_shadowed
+from ._tables import TableKey, shared_table, table_key
 from ._validate import INT32, Checker, join, kind, show
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]

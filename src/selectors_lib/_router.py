@@ -16,7 +16,6 @@ off the request path and swap it in with one reference assignment, so
 
 from __future__ import annotations
 
-import collections
 import functools
 import threading
 import time
@@ -27,18 +26,16 @@ import attrs
 
 from . import hashing
 from ._bulk import gc_paused
-from ._criteria import _EMPTY, Attributes, Criteria
+from ._criteria import _EMPTY, Criteria
 from ._errors import ConfigIssue
 from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
 from ._index import RuleIndex
 from ._match import Match
 from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._snapshot import Snapshot
+from ._tables import TableKey, build_tables
 
 __all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
-
-#: What a hashing table is a pure function of: (algorithm, ids, weights, options).
-#: (Not exported from the package: shared with the loader.)
-TableKey = tuple[str, tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]
 
 
 @attrs.frozen
@@ -216,216 +213,12 @@ class Decision:
         return "\n".join(lines)
 
 
-#: Criteria holding more characters than this are routed but never cached, so
-#: the cache's memory stays bounded (cache_size x this) whatever clients send.
-MAX_CACHED_CHARS = 1024
-
-
-#: A full decision cache stores one miss in this many (see ``_Snapshot``).
-ADMIT_EVERY = 8
-
-#: The decision cache's key: a criteria's values, in field order.
-CacheKey = tuple[
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    Attributes | None,
-]
-
-
-def cache_key(c: Criteria) -> CacheKey:
-    """The decision cache's key for ``c`` (what :meth:`Router.select` builds inline).
-
-    A plain tuple of the values rather than ``c`` itself: a request's criteria
-    are new objects, and hashing a tuple (C code, over strings that cache their
-    own hashes) costs a fraction of the attrs-generated cached hash of a new
-    ``Criteria``, on every hit and every miss. No attributes (the shared empty
-    mapping) are ``None``, so the common key is hashed without a Python call.
-    """
-    a = c.attributes
-    return (
-        c.application,
-        c.authenticated_user,
-        c.execution_type,
-        c.execution_id,
-        c.origin,
-        c.location,
-        c.account,
-        c.cloud_provider,
-        None if a is _EMPTY else a,
-    )
-
-
-def _cacheable(key: CacheKey) -> bool:
-    a, b, c, d, e, f, g, h, attributes = key
-    size = (
-        len(a or "")
-        + len(b or "")
-        + len(c or "")
-        + len(d or "")
-        + len(e or "")
-        + len(f or "")
-        + len(g or "")
-        + len(h or "")
-    )
-    if attributes:
-        size += sum(len(k) + len(v) for k, v in attributes.items())
-    return size <= MAX_CACHED_CHARS
-
-
 def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
     data = {k: v for k, v in attrs.asdict(criteria, recurse=False).items() if v is not None}
     data["attributes"] = dict(criteria.attributes)
     if not data["attributes"]:
         del data["attributes"]
     return data
-
-
-def table_key(pool: Pool) -> TableKey:
-    """What ``pool``'s hashing table is built from (equal keys, equal tables)."""
-    return (pool.algorithm, pool.ids, pool.weights, pool.options)
-
-
-class _Snapshot:
-    """Everything one decision reads; never mutated after construction (but the cache)."""
-
-    __slots__ = (
-        "_cache_order",
-        "_cache_size",
-        "by_rank",
-        "cache",
-        "config",
-        "default_state",
-        "deterministic",
-        "generation",
-        "health",
-        "ordered",
-        "rank",
-        "skip",
-        "states",
-    )
-
-    def __init__(
-        self,
-        config: RouterConfig,
-        tables: Mapping[TableKey, hashing.HashTable],
-        health: Mapping[str, EndpointHealth],
-        generation: int,
-        previous: _Snapshot | None = None,
-        changed: frozenset[str] = frozenset(),
-    ) -> None:
-        self.config = config
-        self.health = health
-        self.generation = generation
-
-        def state(pool: Pool, old: PoolState | None) -> PoolState:
-            # A health change rebuilds only the pools holding a changed
-            # endpoint: at 100k rules the rest are reused as they are.
-            if old is not None and not any(e.id in changed for e in pool.endpoints):
-                return old
-            return PoolState(pool, tables.get(table_key(pool)), health)
-
-        rules = config.ordered_rules
-        if previous is not None and previous.config is config:
-            olds: tuple[PoolState | None, ...] = tuple(st for _, st in previous.by_rank)
-        else:
-            olds = (None,) * (len(rules) + 1)
-        self.ordered = tuple(
-            (rule, state(rule.target, old)) for rule, old in zip(rules, olds, strict=False)
-        )
-        self.default_state = (config.default, state(config.default.target, olds[-1]))
-        # The index (built once per configuration) gives a rank; the rank past
-        # the last rule is the default.
-        self.by_rank: tuple[tuple[Rule, PoolState], ...] = (*self.ordered, self.default_state)
-        self.states = tuple(st for _, st in self.by_rank)
-        self.deterministic = tuple(st.deterministic for st in self.states)
-        self.rank: Callable[[Criteria], int] = config.rule_index.winner
-        size = config.settings.cache_size
-        # A plain dict read with one get(): a hit is one lookup, a miss costs
-        # one failed lookup and no exception. Inserts append the key to a deque
-        # and evict the oldest beyond ``size`` (FIFO, so a hit never writes).
-        # No lock anywhere: each dict/deque operation is atomic, and racing
-        # inserts can only evict early, never let the dict outgrow the deque
-        # (every key in the dict has an entry in the deque). See
-        # docs/operations.md for the measurements behind this choice.
-        #
-        # Once the cache is full, only one miss in ADMIT_EVERY is stored: an
-        # insert and the eviction it causes cost about a third of an uncached
-        # select, and under a stream of new criteria nearly every store is
-        # evicted unread. Criteria that repeat are stored after a few misses
-        # and then hit; ``skip`` counts the misses to let pass (racing threads
-        # may admit one more or one fewer, which changes no answer).
-        self.cache: dict[CacheKey, Endpoint] | None = {} if size > 0 else None
-        self._cache_order: collections.deque[CacheKey] = collections.deque()
-        self._cache_size = size
-        self.skip = 0
-
-    def winner(self, criteria: Criteria) -> tuple[Rule, PoolState]:
-        return self.by_rank[self.rank(criteria)]
-
-    def remember(self, key: CacheKey, endpoint: Endpoint) -> None:
-        """Cache a decision (unless its criteria are huge), evicting the oldest beyond the size."""
-        cache = self.cache
-        if cache is None or not _cacheable(key):
-            return
-        order = self._cache_order
-        cache[key] = endpoint
-        order.append(key)
-        if len(order) > self._cache_size:
-            self.skip = ADMIT_EVERY - 1
-            while len(order) > self._cache_size:
-                try:
-                    cache.pop(order.popleft(), None)
-                except IndexError:  # another thread emptied it first
-                    break
-
-
-# Recently built tables, shared across loads and routers: reloading a small
-# configuration whose pools did not change builds nothing. Tables are pure
-# functions of their key and immutable. Kept small (a slots table may be 2 MiB);
-# a load keeps every table it builds in ``RouterConfig.tables`` instead, so
-# no table is built twice for one configuration whatever its size.
-_TABLES: collections.OrderedDict[TableKey, hashing.HashTable] = collections.OrderedDict()
-_TABLES_SIZE = 16
-_TABLES_LOCK = threading.Lock()
-
-
-def shared_table(pool: Pool) -> hashing.HashTable:
-    """Return the hashing table of ``pool``, built once and shared while cached.
-
-    Raises:
-        ValueError: The algorithm rejects the pool's hosts, weights or options.
-    """
-    key = table_key(pool)
-    with _TABLES_LOCK:
-        table = _TABLES.get(key)
-        if table is not None:
-            _TABLES.move_to_end(key)  # least recently used goes first
-    if table is None:
-        table = pool.build_table()  # outside the lock: builds can take milliseconds
-        with _TABLES_LOCK:
-            _TABLES[key] = table
-            _TABLES.move_to_end(key)
-            while len(_TABLES) > _TABLES_SIZE:
-                _TABLES.popitem(last=False)
-    return table
-
-
-def _build_tables(config: RouterConfig) -> dict[TableKey, hashing.HashTable]:
-    tables: dict[TableKey, hashing.HashTable] = {}
-    prebuilt = config.tables
-    for rule in (*config.rules, config.default):
-        pool = rule.target
-        key = table_key(pool)
-        if len(pool.endpoints) > 1 and key not in tables:
-            table = prebuilt.get(key)
-            tables[key] = shared_table(pool) if table is None else table
-    return tables
 
 
 #: The loader :meth:`Router.reload` reads sources with. The loader module sits
@@ -454,8 +247,8 @@ class Router:
         self.events = EventHub()
         self._write_lock = threading.Lock()
         with gc_paused():
-            self._tables = _build_tables(config)
-            self._snapshot = _Snapshot(config, self._tables, {}, 0)
+            self._tables = build_tables(config)
+            self._snapshot = Snapshot(config, self._tables, {}, 0)
 
     # -- reading -----------------------------------------------------------------
 
@@ -520,13 +313,13 @@ class Router:
         endpoint = snap.states[rank].pick(criteria)
         if snap.deterministic[rank]:
             skip = snap.skip
-            if skip:  # a full cache admits one miss in ADMIT_EVERY (see _Snapshot)
+            if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
                 snap.skip = skip - 1
             else:
                 snap.remember(key, endpoint)
         return endpoint
 
-    def _select_observed(self, snap: _Snapshot, criteria: Criteria) -> Endpoint:
+    def _select_observed(self, snap: Snapshot, criteria: Criteria) -> Endpoint:
         start = time.perf_counter()
         rule, state = snap.winner(criteria)
         if state.down and not state.panic:
@@ -688,7 +481,7 @@ class Router:
             config: A validated configuration.
         """
         with gc_paused():
-            tables = _build_tables(config)
+            tables = build_tables(config)
             known = config.endpoint_ids
             config.rule_index  # noqa: B018 - built here, outside the write lock
             with self._write_lock:
@@ -706,7 +499,7 @@ class Router:
         # Caller holds the write lock. ``changed``: the endpoint ids whose
         # health changed, when the configuration stays (None: a new one).
         old = self._snapshot
-        self._snapshot = _Snapshot(
+        self._snapshot = Snapshot(
             config,
             self._tables,
             health,

@@ -342,7 +342,7 @@ def test_router_from_config_object() -> None:
 
 
 def test_huge_criteria_route_but_are_not_cached() -> None:
-    from selectors_lib._router import MAX_CACHED_CHARS, cache_key
+    from selectors_lib._snapshot import MAX_CACHED_CHARS, cache_key
 
     router = load_router(config(default=POOL))
     small = Criteria(authenticated_user="alice")
