@@ -22,13 +22,7 @@ from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
-from ._router import (
-    Router,
-    RouterConfig,
-    Rule,
-    Settings,
-    install_loader,
-)
+from ._router import Router, RouterConfig, Rule, Settings, install_loader
 from ._shadow import report_shadowed
 from ._tables import TableKey, shared_table, table_key
 from ._validate import INT32, Checker, join, kind, show
