@@ -115,13 +115,17 @@ class RuleIndex:
                 continue
             # The field whose busiest key holds the fewest rules; then the
             # busiest group (fewer groups to look up); then the first field.
-            pos, group, keys = min(
-                cands,
-                key=lambda c: (
-                    max((load[c[1], k] for k in c[2]), default=0),
-                    -group_size[c[1]],
-                    c[0],
-                ),
+            pos, group, keys = (
+                cands[0]
+                if len(cands) == 1
+                else min(
+                    cands,
+                    key=lambda c: (
+                        max((load[c[1], k] for k in c[2]), default=0),
+                        -group_size[c[1]],
+                        c[0],
+                    ),
+                )
             )
             entry = (rank, _rest(rule.match, pos))
             table = buckets.setdefault(group, {})

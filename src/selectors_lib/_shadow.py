@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 from ._match import FieldMatch, equals_key
 from ._regex import cheap_to_run
-from ._validate import Checker
 
 if TYPE_CHECKING:
     from ._router import Rule
+    from ._validate import Checker
 
 __all__ = ["MAX_CANDIDATES", "MAX_CHECKED_LENGTH", "report_shadowed"]
 
