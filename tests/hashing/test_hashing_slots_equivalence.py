@@ -25,7 +25,6 @@ from selectors_lib.hashing import _rendezvous as rendezvous
 from selectors_lib.hashing import build, key_hash
 from selectors_lib.hashing._rendezvous import Scorer, first_top53
 from selectors_lib.hashing._slots import (
-    CACHE_CHUNK,
     COMPUTE_MAX_HOSTS,
     CachedSlotsTable,
     ComputedSlotsTable,
@@ -38,8 +37,8 @@ host_keys = st.text(
 # Sizes on both sides of the computed/cached boundary.
 host_sets = st.lists(host_keys, min_size=1, max_size=3 * COMPUTE_MAX_HOSTS, unique=True)
 request_keys = st.lists(st.text(max_size=16), min_size=1, max_size=40)
-# Small slot counts make keys share slots (and chunks) often.
-slot_counts = st.sampled_from([16, 256, CACHE_CHUNK, 1 << 14, 1 << 20])
+# Small slot counts make keys share slots often.
+slot_counts = st.sampled_from([16, 256, 4096, 1 << 14, 1 << 20])
 
 
 @st.composite
@@ -187,22 +186,28 @@ def test_hashing_small_pool_costs_a_few_kib_whatever_the_traffic() -> None:
     assert held < 8 * 1024  # the old full table was 2 MiB; the target is 64 KiB
 
 
-def test_hashing_cached_pool_grows_with_the_slots_traffic_touched() -> None:
+def test_hashing_cached_pool_allocates_narrow_cells_on_its_first_lookup() -> None:
     hosts = [f"h{i}" for i in range(20)]
     table = build("slots", hosts)
+    other = build("slots", [f"g{i}" for i in range(20)])
     assert isinstance(table, CachedSlotsTable)
+    assert isinstance(other, CachedSlotsTable)
     assert table.cached_cells() == 0
     table.lookup_hash(0)
-    table.lookup_hash((1 << 64) - 1)  # first and last chunk
-    assert table.cached_cells() == 2 * CACHE_CHUNK
-    small = build("slots", hosts, slots=64)
-    assert isinstance(small, CachedSlotsTable)
-    small.fill_all()
-    assert small.cached_cells() == 64  # one chunk, as wide as the table
+    assert table.cached_cells() == 1 << 20
+    assert other.cached_cells() == 0  # the shared zeros were not written
+    tracemalloc.start()
+    try:
+        fresh = build("slots", hosts)
+        fresh.lookup("user-1")
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert 1 << 20 <= held < 3 << 19  # one byte per slot below 255 hosts (was two)
 
 
 def test_hashing_concurrent_first_lookups_never_return_a_wrong_owner() -> None:
-    # Many threads race to fill the same fresh chunks; every answer must be the
+    # Many threads race to allocate and fill a fresh table's cells; every answer must be the
     # oracle's, and the table must agree with it afterwards.
     hosts = tuple(f"replica-{i}" for i in range(12))
     oracle = OracleSlotsTable(hosts, (1,) * len(hosts), 1 << 8)

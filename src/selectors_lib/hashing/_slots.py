@@ -9,7 +9,6 @@ from ._rendezvous import Scorer
 from ._xx import MASK64, key_hash, xxh64
 
 __all__ = [
-    "CACHE_CHUNK",
     "COMPUTE_MAX_HOSTS",
     "DEFAULT_SLOTS",
     "CachedSlotsTable",
@@ -32,12 +31,10 @@ MAX_SLOTS = 1 << 24
 #: hundreds of KiB once traffic had touched it.
 COMPUTE_MAX_HOSTS = 8
 
-#: Cells per cache chunk (a power of two: ``slot >> 12`` picks the chunk). A chunk
-#: is allocated when a lookup first lands in it, so a lightly used pool holds only
-#: the chunks its keys touched: 4 KiB each with 1-byte cells.
-CACHE_CHUNK = 1 << 12
-_CHUNK_BITS = 12
-_CHUNK_MASK = CACHE_CHUNK - 1
+# Read-only zeros standing in for a cached table's cells until its first fill, shared
+# by every table with the same slot count: a calloc'd bytes object, so pages nobody
+# has written cost no RSS. Indexing it answers 0 ("not computed") at any cell width.
+_ZEROS: dict[int, bytes] = {}
 
 
 def cell_typecode(hosts: int) -> str:
@@ -173,45 +170,45 @@ class CachedSlotsTable(SlotsTable):
     """A ``slots`` table for larger pools: owners computed on first use and cached.
 
     * Cells hold ``host index + 1`` (0 = not computed yet) in the narrowest array type
-      (:func:`cell_typecode`): 1 byte per slot below 255 hosts.
-    * Cells live in chunks of :data:`CACHE_CHUNK` slots, allocated when a lookup first
-      lands in one, so memory follows the part of the key space traffic has touched
-      and is bounded by ``S`` cells (1 MiB at the default ``S`` under 255 hosts).
+      (:func:`cell_typecode`): 1 byte per slot below 255 hosts, so at most 1 MiB at
+      the default ``S``. The array is allocated by the first lookup; until then the
+      table reads shared zeros and holds no cells of its own.
     * Threads: readers take no lock. A cell is either 0 or the true owner, because
       every writer stores the same pure-function value with one aligned item store.
-      Two threads may race to allocate the same chunk; the loser's chunk, and any
-      cells filled in it, is dropped, which only costs a recomputation later. So a
-      concurrent lookup can repeat work but never return a wrong owner.
+      Two threads may both allocate the array on their first lookups; the array that
+      loses, and any cells filled in it, is dropped, which only costs a recomputation
+      later. So a concurrent lookup can repeat work but never return a wrong owner.
     """
 
-    __slots__ = ("_blank", "_chunks")
+    __slots__ = ("_cells", "_hosts1", "_typecode")
 
     def __init__(
         self, hosts: tuple[str, ...], weights: tuple[int, ...], slots: int = DEFAULT_SLOTS
     ) -> None:
         super().__init__(hosts, weights, slots)
-        typecode = cell_typecode(len(hosts))
-        width = min(slots, CACHE_CHUNK)
-        self._blank = bytes(array(typecode).itemsize * width)
-        self._chunks: list[array[int] | None] = [None] * max(1, slots >> _CHUNK_BITS)
+        self._typecode = cell_typecode(len(hosts))
+        zeros = _ZEROS.get(slots)
+        if zeros is None:
+            zeros = _ZEROS.setdefault(slots, bytes(slots))
+        self._cells: bytes | array[int] = zeros
+        # Cell c names _hosts1[c]: the empty string at 0 means "not computed" (host
+        # keys are never empty), which saves a subtraction on every lookup.
+        self._hosts1 = ("", *hosts)
 
     def owner(self, slot: int) -> str:
         """Return the host owning ``slot`` (computing and caching it if needed)."""
-        chunk = self._chunks[slot >> _CHUNK_BITS]
-        if chunk is not None:
-            cell = chunk[slot & _CHUNK_MASK]
-            if cell:
-                return self._hosts[cell - 1]
+        host = self._hosts1[self._cells[slot]]
+        if host:
+            return host
         return self._hosts[self._fill(slot)]
 
     def _fill(self, slot: int) -> int:
         index = self._scorer.best(slot.to_bytes(8, "little"))
-        i = slot >> _CHUNK_BITS
-        chunk = self._chunks[i]
-        if chunk is None:
-            chunk = array(cell_typecode(len(self._hosts)), self._blank)
-            self._chunks[i] = chunk
-        chunk[slot & _CHUNK_MASK] = index + 1
+        cells = self._cells
+        if isinstance(cells, bytes):
+            cells = array(self._typecode, bytes(array(self._typecode).itemsize * self._size))
+            self._cells = cells
+        cells[slot] = index + 1
         return index
 
     def fill_all(self) -> None:
@@ -220,18 +217,17 @@ class CachedSlotsTable(SlotsTable):
             self.owner(slot)
 
     def cached_cells(self) -> int:
-        """Return how many cells are allocated (a multiple of the chunk size)."""
-        return sum(len(chunk) for chunk in self._chunks if chunk is not None)
+        """Return how many cells this table has allocated (0 or ``S``)."""
+        cells = self._cells
+        return 0 if isinstance(cells, bytes) else len(cells)
 
     def lookup(self, key: str) -> str:
         """Return the host for ``key``."""
         # owner() inlined: a Python call is a third of this method's cost.
         slot = xxh64(key.encode("utf-8", "surrogatepass")) >> self._shift
-        chunk = self._chunks[slot >> _CHUNK_BITS]
-        if chunk is not None:
-            cell = chunk[slot & _CHUNK_MASK]
-            if cell:
-                return self._hosts[cell - 1]
+        host = self._hosts1[self._cells[slot]]
+        if host:
+            return host
         return self._hosts[self._fill(slot)]
 
     def lookup_hash(self, h: int) -> str:
