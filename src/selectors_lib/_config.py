@@ -8,7 +8,6 @@ is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 import warnings
@@ -23,7 +22,8 @@ from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
 from ._router import Router, RouterConfig, Rule, Settings, shared_table
-from ._validate import INT32, Checker, join, kind, show
+from ._source import DuplicateKeyError, load_json, load_yaml, read_limited
+from ._validate import INT32, Checker, join, kind, show, text_problem
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
 
@@ -68,8 +68,12 @@ def load_config(source: Source) -> RouterConfig:
 def read_source(path: str | os.PathLike[str]) -> object:
     """Read and parse a configuration file by its extension.
 
+    Only a regular file of at most ``MAX_SOURCE_BYTES`` is read (never a FIFO or
+    a device), and a key given twice in one mapping is an error in every format.
+
     Raises:
-        ConfigError: Unreadable file, unknown extension, or a syntax error.
+        ConfigError: Unreadable, not a regular file, too large, unknown extension,
+            a syntax error or a duplicate key.
         ImportError: A YAML file and PyYAML is not installed (names the extra).
     """
     name = os.fspath(path)
@@ -79,9 +83,11 @@ def read_source(path: str | os.PathLike[str]) -> object:
             "", f"unknown file type {suffix!r}: use .yaml, .toml or .json", name
         )
     try:
-        raw = Path(name).read_bytes()
+        raw = read_limited(name)
     except OSError as exc:
         raise ConfigError.single("", f"cannot read file: {exc.strerror or exc}", name) from None
+    except ValueError as exc:
+        raise ConfigError.single("", f"cannot read file: {exc}", name) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -90,25 +96,14 @@ def read_source(path: str | os.PathLike[str]) -> object:
         if suffix == ".toml":
             return tomllib.loads(text)
         if suffix == ".json":
-            return json.loads(text)
-        return _load_yaml(text)
+            return load_json(text)
+        return load_yaml(text)
     except RecursionError:
         raise ConfigError.single("", "nested too deeply", name) from None
+    except DuplicateKeyError as exc:
+        raise ConfigError.single("", str(exc), name) from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError.single("", f"syntax error: {exc}", name) from None
-
-
-def _load_yaml(text: str) -> object:
-    try:
-        import yaml
-    except ImportError:
-        raise ImportError(
-            "YAML configuration needs PyYAML: pip install 'selectors-lib[yaml]'"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc).replace("\n", " ")) from None
 
 
 # -- validation -------------------------------------------------------------------
@@ -241,6 +236,10 @@ def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
             check.error("endpoints", f"endpoint ids must be non-empty strings, got {show(key)}")
             continue
         path = join("endpoints", key)
+        problem = text_problem(key)
+        if problem is not None:
+            check.error(path, f"endpoint id {problem}")
+            continue
         if isinstance(value, Mapping):
             entry = check.mapping(value, path, ("url",))
             if entry is None:
@@ -494,9 +493,15 @@ def _target(
                 check.error(f"{path}.options", f"expected a mapping, got {kind(raw_options)}")
             else:
                 for key, value in raw_options.items():
-                    number = check.integer(value, join(f"{path}.options", str(key)), 1, 1 << 32)
+                    if not isinstance(key, str):
+                        # str() of a huge integer key raises; option names are words.
+                        check.error(
+                            f"{path}.options", f"option names must be strings, got {show(key)}"
+                        )
+                        continue
+                    number = check.integer(value, join(f"{path}.options", key), 1, 1 << 32)
                     if number is not None:
-                        options[str(key)] = number
+                        options[key] = number
     if not ok[0] or algorithm is None or missing_key is None:
         return None
     pool = Pool(

@@ -27,7 +27,18 @@ from typing import Any
 
 from ._errors import ConfigIssue
 
-__all__ = ["INT32", "MAX_URL_LENGTH", "Checker", "join", "kind", "show", "url_problem"]
+__all__ = [
+    "INT32",
+    "MAX_URL_LENGTH",
+    "Checker",
+    "join",
+    "key_text",
+    "kind",
+    "oversized_key",
+    "show",
+    "text_problem",
+    "url_problem",
+]
 
 #: The range of a Java ``int``: rule priorities share Spinnaker's.
 INT32 = (-(2**31), 2**31 - 1)
@@ -93,6 +104,62 @@ def kind(value: object) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
+#: Integer keys wider than this many bits are refused: ``str()`` of one over 4300
+#: digits raises, and below that it costs quadratic time.
+_KEY_BITS = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def oversized_key(key: object) -> bool:
+    """Whether ``key`` is an integer too large to name anything (``? 0xfff...``).
+
+    Args:
+        key: A mapping key from a parsed document.
+
+    Returns:
+        True for an integer (not a boolean) wider than 64 bits.
+    """
+    return isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > _KEY_BITS
+
+
+def key_text(key: object) -> str:
+    """A mapping key as path text: ``str(key)``, bounded for any key.
+
+    Args:
+        key: A mapping key from a parsed document (any type).
+
+    Returns:
+        The key's text; for an oversized integer or an unprintable value, a
+        short description such as ``<an integer of 16000 bits>``.
+    """
+    if isinstance(key, str):
+        return key
+    if oversized_key(key) or not isinstance(key, int | float | bool | None):
+        return show(key)
+    return str(key)
+
+
+def text_problem(value: str) -> str | None:
+    """What makes a string unfit for a name, id or URL, or None.
+
+    A lone surrogate (JSON ``"\\ud800"``) is a valid Python string that no
+    encoder accepts: once it is an endpoint id or a rule name, every response
+    header and metrics scrape carrying it raises ``UnicodeEncodeError``.
+
+    Args:
+        value: The text.
+
+    Returns:
+        A message naming the position of the first lone surrogate, or None.
+    """
+    found = _SURROGATE.search(value)
+    if found is None:
+        return None
+    return (
+        f"contains a lone surrogate (U+{ord(found.group()):04X} at {found.start()}), not valid text"
+    )
+
+
 def join(path: str, key: str) -> str:
     """The path of ``key`` inside the mapping at ``path``.
 
@@ -144,7 +211,7 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
         return "missing host"
     if any(c.isspace() for c in url):
         return "contains white space"
-    return None
+    return text_problem(url)
 
 
 class Checker:
@@ -236,6 +303,10 @@ class Checker:
             return None
         if len(value) > max_len:
             self.error(path, f"longer than {max_len} characters")
+            return None
+        problem = text_problem(value)
+        if problem is not None:
+            self.error(path, problem)
             return None
         return value
 
