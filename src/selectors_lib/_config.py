@@ -20,7 +20,7 @@ from ._criteria import FIELDS
 from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
-from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
+from ._regex import ENGINES, Pattern, backtracking_risk, compile_pattern
 from ._router import Router, RouterConfig, Rule, Settings, shared_table
 from ._source import DuplicateKeyError, load_json, load_yaml, read_limited
 from ._validate import INT32, Checker, join, kind, show, text_problem
@@ -418,14 +418,14 @@ def _compile(check: Checker, where: str, pattern: str, engine: str, ignore_case:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = compile_pattern(pattern, engine=engine, ignore_case=ignore_case)
-        nested = engine == "re" and nested_quantifier(pattern)
+        risk = backtracking_risk(pattern) if engine == "re" else None
     for message in dict.fromkeys(str(w.message) for w in caught):
         check.warn(where, message)
-    if nested:
+    if risk is not None:
         check.warn(
             where,
-            f"pattern {pattern!r:.80} nests quantifiers and may backtrack "
-            "catastrophically; simplify it or use regex_engine: re2",
+            f"pattern {pattern!r:.80} {risk} and may backtrack catastrophically; "
+            "simplify it or use regex_engine: re2 (only RE2 bounds every pattern's time)",
         )
     return compiled
 
