@@ -171,14 +171,20 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
             check.unique_name(names, name, "routes", index, "rule")
         if rule is not None:
             (defaults if rule.default else rules).append((index, rule))
-    if not defaults and not any(
-        isinstance(r, Mapping) and r.get("default") is True for r in routes
-    ):
+    # Every route marked default counts, valid or not: a second one is reported
+    # even while the first has errors of its own.
+    marked = [
+        i for i, r in enumerate(routes) if isinstance(r, Mapping) and r.get("default") is True
+    ]
+    if not marked:
         check.error("routes", "no default route: add one route with 'default: true'")
-    for index, rule in defaults[1:]:
+    for index in marked[1:]:
+        raw_name = routes[index].get("name")
+        label = f" ({show(raw_name)})" if isinstance(raw_name, str) else ""
         check.error(
             f"routes[{index}].default",
-            f"a second default route ({rule.name!r}); exactly one is allowed",
+            f"a second default route{label}; exactly one is allowed (the first is "
+            f"routes[{marked[0]}])",
         )
     endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
     endpoints.update(catalogue)
@@ -224,13 +230,23 @@ def _settings(check: Checker, raw: object) -> Settings:
     return Settings(cache_size=cache_size, regex_engine=engine, max_value_length=max_len)
 
 
+class _Catalogue(dict[str, Endpoint]):
+    """The declared endpoints, and the ids declared with an error already reported."""
+
+    invalid: set[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalid = set()
+
+
 def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         check.error("endpoints", f"expected a mapping of id to URL, got {kind(raw)}")
         return {}
-    out: dict[str, Endpoint] = {}
+    out = _Catalogue()
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
             check.error("endpoints", f"endpoint ids must be non-empty strings, got {show(key)}")
@@ -239,19 +255,21 @@ def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
         problem = text_problem(key)
         if problem is not None:
             check.error(path, f"endpoint id {problem}")
+            out.invalid.add(key)
             continue
         if isinstance(value, Mapping):
             entry = check.mapping(value, path, ("url",))
-            if entry is None:
-                continue
-            if "url" not in entry:
+            url = None
+            if entry is not None and "url" not in entry:
                 check.error(path, "missing key 'url'")
-                continue
-            url = check.url(entry["url"], f"{path}.url")
+            elif entry is not None:
+                url = check.url(entry["url"], f"{path}.url")
         else:
             url = check.url(value, path)
         if url is not None:
             out[key] = Endpoint(key, url)
+        else:
+            out.invalid.add(key)
     return out
 
 
@@ -570,10 +588,22 @@ def _member(
         endpoint_id = check.string(data["id"], f"{path}.id")
         if endpoint_id is None:
             return None
+        if isinstance(catalogue, _Catalogue) and endpoint_id in catalogue.invalid:
+            return None  # declared, with its error reported at endpoints.<id>: no cascade
+        if endpoint_id not in catalogue and "://" in endpoint_id:
+            check.error(
+                path,
+                f"{endpoint_id!r:.80} is a URL where an endpoint id belongs: declare it under "
+                f"endpoints and target its id, or write {{url: {endpoint_id:.80}}}",
+            )
+            return None
         if endpoint_id not in catalogue:
+            declared = set(catalogue)
+            if isinstance(catalogue, _Catalogue):
+                declared |= catalogue.invalid
             hint = (
-                f"; known: {', '.join(sorted(catalogue))}"
-                if catalogue
+                f"; known: {', '.join(sorted(declared))}"
+                if declared
                 else "; give a url or declare it under endpoints"
             )
             check.error(path, f"unknown endpoint {endpoint_id!r}{hint}")

@@ -16,6 +16,7 @@ value whole or converts it unchecked: messages show values with :func:`show`
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -46,6 +47,7 @@ INT32 = (-(2**31), 2**31 - 1)
 MAX_URL_LENGTH = 2048
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_HOST_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*:[0-9]{1,5}(/\S*)?")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _KINDS: Mapping[type, str] = {
     bool: "a boolean",
@@ -199,6 +201,10 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
     except ValueError as exc:
         return str(exc)
     scheme = parts.scheme.lower()
+    if "//" not in url and _HOST_PORT.fullmatch(url):
+        # urlsplit reads "ro-2.internal:7002" as scheme "ro-2.internal": say what was meant.
+        example = (schemes or ("http",))[0]
+        return f"missing scheme: write {example}://{url}"
     if schemes is None:
         if not _SCHEME.fullmatch(scheme):
             return "missing scheme (e.g. https://)"
@@ -279,7 +285,11 @@ class Checker:
                 self.error(path, f"keys must be strings, got {kind(key)} {show(key)}")
                 good = False
             elif key not in allowed:
-                self.error(join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
+                near = difflib.get_close_matches(key[:100], allowed, n=1, cutoff=0.8)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                self.error(
+                    join(path, key), f"unknown key; expected one of {', '.join(allowed)}{hint}"
+                )
                 good = False
         return value if good else {k: v for k, v in value.items() if k in allowed}
 
