@@ -95,7 +95,9 @@ def test_a_hostile_replica_is_ejected_alone(nodes: RedisSet, behaviour: str, mod
     hostile = HostileRedis(behaviour)
     try:
         replicas = {name: node.url for name, node in nodes.replicas.items()}
-        router = make_router(nodes, nodes.master.url, {**replicas, "ro-3": hostile.url})
+        # By name: the asyncio probe resolves it on a thread of its own, not the loop's.
+        hostile_url = hostile.url.replace("127.0.0.1", "localhost")
+        router = make_router(nodes, nodes.master.url, {**replicas, "ro-3": hostile_url})
         status = run_rounds(HealthMonitor.from_router(router), mode, EJECT_AFTER + 1)
     finally:
         hostile.close()

@@ -141,6 +141,7 @@ class RedisLagProbe:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._running: dict[str, Future[Observation]] = {}
+        self._master_running: Future[dict[str, str]] | None = None
 
     @property
     def name(self) -> str:
@@ -157,25 +158,42 @@ class RedisLagProbe:
     def check(self, timeout: float) -> ProbeResult:
         """Read the master, then every replica concurrently; judge each replica.
 
-        Blocks about ``(1 + WAIT_FACTOR) * timeout`` at most.
+        Every exchange runs on the probe's own threads, at most one per server at
+        a time, and is waited for ``WAIT_FACTOR * timeout`` at most: a master stuck
+        in name resolution is unreadable (no verdict for anyone), a replica stuck
+        there is bad alone. Blocks ``2 * WAIT_FACTOR * timeout`` at most.
         """
-        try:
-            master, master_detail = _usable(info_replication(self._resolved(""), timeout))
-        except Exception as exc:  # any failure of the master's exchange: unreadable
-            master, master_detail = None, f"master unreadable: {describe(exc)}"
+        with self._lock:
+            executor = self._pool()
+            running = self._master_running
+            if running is None or running.done():
+                running = executor.submit(self._read, "", timeout)
+                self._master_running = running
+                fresh = True
+            else:
+                fresh = False
+        master: _Info | None = None
+        if fresh:
+            concurrent.futures.wait([running], timeout=timeout * WAIT_FACTOR)
+        if not fresh:
+            master_detail = "master unreadable: previous check still running"
+        elif not running.done():
+            master_detail = f"master unreadable: no answer within {timeout * WAIT_FACTOR:g}s"
+        elif running.cancelled():
+            master_detail = "master unreadable: check cancelled (probe closed)"
+        elif (exc := running.exception()) is not None:
+            master_detail = f"master unreadable: {describe(exc)}"
+        else:
+            master, master_detail = _usable(running.result())
         submitted: list[tuple[str, Future[Observation] | None]] = []
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=max(1, len(self.settings.replicas)),
-                    thread_name_prefix=f"probe-{self.name}",
-                )
+            executor = self._pool()
             for endpoint_id, _ in self.settings.replicas:
-                running = self._running.get(endpoint_id)
-                if running is not None and not running.done():
+                previous = self._running.get(endpoint_id)
+                if previous is not None and not previous.done():
                     submitted.append((endpoint_id, None))
                     continue
-                future = self._executor.submit(self._replica, endpoint_id, master, timeout)
+                future = executor.submit(self._replica, endpoint_id, master, timeout)
                 self._running[endpoint_id] = future
                 submitted.append((endpoint_id, future))
         pending = [future for _, future in submitted if future is not None]
@@ -185,6 +203,18 @@ class RedisLagProbe:
             (endpoint_id, _outcome(future, timeout)) for endpoint_id, future in submitted
         )
         return ProbeResult(observations, master is not None, master_detail)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The probe's threads: one per server (the master and each replica) at most."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=len(self.settings.replicas) + 1,
+                thread_name_prefix=f"probe-{self.name}",
+            )
+        return self._executor
+
+    def _read(self, key: str, timeout: float) -> dict[str, str]:
+        return info_replication(self._resolved(key), timeout)
 
     def _resolved(self, key: str) -> RedisTarget:
         target = self._targets[key]
@@ -204,6 +234,7 @@ class RedisLagProbe:
         with self._lock:
             executor, self._executor = self._executor, None
             self._running.clear()
+            self._master_running = None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 

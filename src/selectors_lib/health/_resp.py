@@ -25,10 +25,13 @@ asyncio functions, so both monitors judge a reply the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 
@@ -215,6 +218,70 @@ class ReplyParser:
         self._left -= 1
 
 
+#: Name lookups of asyncio checks in flight at most (each on a daemon thread).
+_LOOKUPS = threading.BoundedSemaphore(8)
+
+
+async def _aconnect(target: RedisTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a TCP target, resolving its name off the event loop's executor.
+
+    ``asyncio.open_connection`` resolves names on the loop's default executor,
+    which the application shares: a lookup that hangs (no socket timeout bounds
+    it) would hold one of its threads per check. Here a lookup runs on a daemon
+    thread of its own, a few at most, and the caller's deadline abandons it.
+    """
+    try:
+        ipaddress.ip_address(target.host)
+        addresses = [target.host]
+    except ValueError:
+        addresses = await _resolve(target.host, target.port)
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return await asyncio.open_connection(
+                address,
+                target.port,
+                ssl=_tls_context() if target.tls else None,
+                server_hostname=target.host if target.tls else None,
+            )
+        except OSError as exc:
+            error = exc
+    raise error or RespError(f"no address for {target.host!r}")
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    if not _LOOKUPS.acquire(blocking=False):
+        raise RespError("too many name lookups in flight")
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[str]] = loop.create_future()
+
+    def settle(addresses: list[str], error: OSError | None) -> None:
+        if answer.done():
+            return  # abandoned at the deadline
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(addresses)
+
+    def lookup() -> None:
+        addresses: list[str] = []
+        error: OSError | None = None
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        except OSError as exc:
+            error = exc
+        except Exception as exc:  # UnicodeError for a bad name: still this check's failure
+            error = RespError(f"bad host name: {exc}")
+        finally:
+            _LOOKUPS.release()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, addresses, error)
+
+    threading.Thread(target=lookup, name="selectors-lib-resolve", daemon=True).start()
+    return await answer
+
+
 def _printable(data: bytes) -> str:
     return repr(data[:40].decode("utf-8", "backslashreplace"))
 
@@ -322,12 +389,7 @@ async def ainfo_replication(
             if target.path:
                 reader, writer = await asyncio.open_unix_connection(target.path)
             else:
-                reader, writer = await asyncio.open_connection(
-                    target.host,
-                    target.port,
-                    ssl=_tls_context() if target.tls else None,
-                    server_hostname=target.host if target.tls else None,
-                )
+                reader, writer = await _aconnect(target)
             writer.write(request)
             await writer.drain()
             while not parser.done:
