@@ -228,13 +228,27 @@ def _first(items: Any) -> tuple[set[int] | object, bool]:
     return chars, True
 
 
-def _overlap(a: tuple[set[int] | object, bool], b: tuple[set[int] | object, bool]) -> bool:
-    (first_a, empty_a), (first_b, empty_b) = a, b
-    if empty_a and empty_b:
-        return True
-    if first_a is _WIDE or first_b is _WIDE:
-        return bool(first_a) and bool(first_b)
-    return isinstance(first_a, set) and isinstance(first_b, set) and bool(first_a & first_b)
+def _branches_overlap(branches: Any) -> bool:
+    """Whether two alternatives can start alike (one pass: linear in the branches)."""
+    seen: set[int] = set()
+    nullable = wide = nonempty = 0
+    for branch in branches:
+        first, empty = _first(branch)
+        if empty:
+            nullable += 1
+        if first is _WIDE:
+            wide += 1
+            if nonempty:
+                return True
+            nonempty += 1
+        elif isinstance(first, set) and first:
+            if wide or seen & first:
+                return True
+            seen |= first
+            nonempty += 1
+        if nullable > 1:
+            return True
+    return False
 
 
 def _overlapping_alternation(items: Any, *, inside_unbounded: bool) -> bool:
@@ -248,11 +262,8 @@ def _overlapping_alternation(items: Any, *, inside_unbounded: bool) -> bool:
                 return True
         elif op is _sre_constants.BRANCH:
             branches = av[1]
-            if inside_unbounded:
-                firsts = [_first(branch) for branch in branches]
-                for i, one in enumerate(firsts):
-                    if any(_overlap(one, other) for other in firsts[i + 1 :]):
-                        return True
+            if inside_unbounded and _branches_overlap(branches):
+                return True
             if any(
                 _overlapping_alternation(b, inside_unbounded=inside_unbounded) for b in branches
             ):

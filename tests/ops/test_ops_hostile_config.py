@@ -1,8 +1,8 @@
 """Malformed configurations: ConfigError is the only exception, and every issue has a path.
 
 The path rule: an issue's ``path`` is empty only for a problem with the
-document as a whole (the file cannot be read or parsed, is not UTF-8, has an
-unknown extension, is nested too deeply, is not a mapping, or its top level has
+document as a whole (the file cannot be read or parsed, is not UTF-8, gives a
+key twice in one mapping, has an unknown extension, is nested too deeply, is not a mapping, or its top level has
 a non-string key, which no path can spell). Every other issue has a path whose
 parent exists in the document, e.g. ``routes[1].target.endpoints[0]`` (a
 shorthand ``target: r1`` is addressed in its long form, ``target.endpoints[0]``).
@@ -34,6 +34,7 @@ WHOLE_DOCUMENT = (
     "not UTF-8",
     "unknown file type",
     "cannot read file",
+    "duplicate key",  # named by line and column: the parsers give no path
 )
 
 KNOWN_KEYS = (
