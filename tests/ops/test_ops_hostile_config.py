@@ -2,8 +2,8 @@
 
 The path rule: an issue's ``path`` is empty only for a problem with the
 document as a whole (the file cannot be read or parsed, is not UTF-8, gives a
-key twice in one mapping, has an unknown extension, is nested too deeply, is not a mapping, or its top level has
-a non-string key, which no path can spell). Every other issue has a path whose
+key twice in one mapping, has an unknown extension, is nested too deeply, is
+not a mapping, or its top level has a non-string key, which no path can spell). Every other issue has a path whose
 parent exists in the document, e.g. ``routes[1].target.endpoints[0]`` (a
 shorthand ``target: r1`` is addressed in its long form, ``target.endpoints[0]``).
 """
