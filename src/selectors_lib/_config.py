@@ -8,7 +8,6 @@ is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -21,11 +20,12 @@ from ._criteria import FIELDS
 from ._errors import ConfigError
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
-from ._regex import ENGINES, Pattern, compile_pattern, nested_quantifier
+from ._regex import ENGINES, Pattern, backtracking_risk, compile_pattern
 from ._router import Router, RouterConfig, Rule, Settings, install_loader
 from ._shadow import report_shadowed
+from ._source import DuplicateKeyError, load_json, load_yaml, read_limited
 from ._tables import TableKey, shared_table, table_key
-from ._validate import INT32, Checker, join, kind, show
+from ._validate import INT32, Checker, join, kind, show, text_problem
 
 __all__ = ["config_to_dict", "load_config", "load_router", "parse_config", "read_source"]
 
@@ -70,8 +70,12 @@ def load_config(source: Source) -> RouterConfig:
 def read_source(path: str | os.PathLike[str]) -> object:
     """Read and parse a configuration file by its extension.
 
+    Only a regular file of at most ``MAX_SOURCE_BYTES`` is read (never a FIFO or
+    a device), and a key given twice in one mapping is an error in every format.
+
     Raises:
-        ConfigError: Unreadable file, unknown extension, or a syntax error.
+        ConfigError: Unreadable, not a regular file, too large, unknown extension,
+            a syntax error or a duplicate key.
         ImportError: A YAML file and PyYAML is not installed (names the extra).
     """
     name = os.fspath(path)
@@ -81,9 +85,11 @@ def read_source(path: str | os.PathLike[str]) -> object:
             "", f"unknown file type {suffix!r}: use .yaml, .toml or .json", name
         )
     try:
-        raw = Path(name).read_bytes()
+        raw = read_limited(name)
     except OSError as exc:
         raise ConfigError.single("", f"cannot read file: {exc.strerror or exc}", name) from None
+    except ValueError as exc:
+        raise ConfigError.single("", f"cannot read file: {exc}", name) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -94,27 +100,14 @@ def read_source(path: str | os.PathLike[str]) -> object:
 
             return tomllib.loads(text)
         if suffix == ".json":
-            return json.loads(text)
-        return _load_yaml(text)
+            return load_json(text)
+        return load_yaml(text)
     except RecursionError:
         raise ConfigError.single("", "nested too deeply", name) from None
+    except DuplicateKeyError as exc:
+        raise ConfigError.single("", str(exc), name) from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError.single("", f"syntax error: {exc}", name) from None
-
-
-def _load_yaml(text: str) -> object:
-    try:
-        import yaml
-    except ImportError:
-        raise ImportError(
-            "YAML configuration needs PyYAML: pip install 'selectors-lib[yaml]'"
-        ) from None
-    try:
-        # libyaml's loader when PyYAML was built with it: the same safe
-        # constructor over a C parser, 3-13x faster on large files.
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc).replace("\n", " ")) from None
 
 
 # -- validation -------------------------------------------------------------------
@@ -184,14 +177,20 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
             check.unique_name(names, name, "routes", index, "rule")
         if rule is not None:
             (defaults if rule.default else rules).append((index, rule))
-    if not defaults and not any(
-        isinstance(r, Mapping) and r.get("default") is True for r in routes
-    ):
+    # Every route marked default counts, valid or not: a second one is reported
+    # even while the first has errors of its own.
+    marked = [
+        i for i, r in enumerate(routes) if isinstance(r, Mapping) and r.get("default") is True
+    ]
+    if not marked:
         check.error("routes", "no default route: add one route with 'default: true'")
-    for index, rule in defaults[1:]:
+    for index in marked[1:]:
+        raw_name = routes[index].get("name")
+        label = f" ({show(raw_name)})" if isinstance(raw_name, str) else ""
         check.error(
             f"routes[{index}].default",
-            f"a second default route ({rule.name!r}); exactly one is allowed",
+            f"a second default route{label}; exactly one is allowed (the first is "
+            f"routes[{marked[0]}])",
         )
     endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
     endpoints.update(catalogue)
@@ -238,30 +237,46 @@ def _settings(check: Checker, raw: object) -> Settings:
     return Settings(cache_size=cache_size, regex_engine=engine, max_value_length=max_len)
 
 
+class _Catalogue(dict[str, Endpoint]):
+    """The declared endpoints, and the ids declared with an error already reported."""
+
+    invalid: set[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalid = set()
+
+
 def _catalogue(check: Checker, raw: object) -> dict[str, Endpoint]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
         check.error("endpoints", f"expected a mapping of id to URL, got {kind(raw)}")
         return {}
-    out: dict[str, Endpoint] = {}
+    out = _Catalogue()
     for key, value in raw.items():
         if not isinstance(key, str) or not key:
             check.error("endpoints", f"endpoint ids must be non-empty strings, got {show(key)}")
             continue
         path = join("endpoints", key)
+        problem = text_problem(key)
+        if problem is not None:
+            check.error(path, f"endpoint id {problem}")
+            out.invalid.add(key)
+            continue
         if isinstance(value, Mapping):
             entry = check.mapping(value, path, ("url",))
-            if entry is None:
-                continue
-            if "url" not in entry:
+            url = None
+            if entry is not None and "url" not in entry:
                 check.error(path, "missing key 'url'")
-                continue
-            url = check.url(entry["url"], f"{path}.url")
+            elif entry is not None:
+                url = check.url(entry["url"], f"{path}.url")
         else:
             url = check.url(value, path)
         if url is not None:
             out[key] = Endpoint(key, url)
+        else:
+            out.invalid.add(key)
     return out
 
 
@@ -429,14 +444,14 @@ def _compile(check: Checker, where: str, pattern: str, engine: str, ignore_case:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = compile_pattern(pattern, engine=engine, ignore_case=ignore_case)
-        nested = engine == "re" and nested_quantifier(pattern)
+        risk = backtracking_risk(pattern) if engine == "re" else None
     for message in dict.fromkeys(str(w.message) for w in caught):
         check.warn(where, message)
-    if nested:
+    if risk is not None:
         check.warn(
             where,
-            f"pattern {pattern!r:.80} nests quantifiers and may backtrack "
-            "catastrophically; simplify it or use regex_engine: re2",
+            f"pattern {pattern!r:.80} {risk} and may backtrack catastrophically; "
+            "simplify it or use regex_engine: re2 (only RE2 bounds every pattern's time)",
         )
     return compiled
 
@@ -505,9 +520,15 @@ def _target(
                 check.error(f"{path}.options", f"expected a mapping, got {kind(raw_options)}")
             else:
                 for key, value in raw_options.items():
-                    number = check.integer(value, join(f"{path}.options", str(key)), 1, 1 << 32)
+                    if not isinstance(key, str):
+                        # str() of a huge integer key raises; option names are words.
+                        check.error(
+                            f"{path}.options", f"option names must be strings, got {show(key)}"
+                        )
+                        continue
+                    number = check.integer(value, join(f"{path}.options", key), 1, 1 << 32)
                     if number is not None:
-                        options[str(key)] = number
+                        options[key] = number
     if not ok[0] or algorithm is None or missing_key is None:
         return None
     pool = Pool(
@@ -580,10 +601,22 @@ def _member(
         endpoint_id = check.string(data["id"], f"{path}.id")
         if endpoint_id is None:
             return None
+        if isinstance(catalogue, _Catalogue) and endpoint_id in catalogue.invalid:
+            return None  # declared, with its error reported at endpoints.<id>: no cascade
+        if endpoint_id not in catalogue and "://" in endpoint_id:
+            check.error(
+                path,
+                f"{endpoint_id!r:.80} is a URL where an endpoint id belongs: declare it under "
+                f"endpoints and target its id, or write {{url: {endpoint_id:.80}}}",
+            )
+            return None
         if endpoint_id not in catalogue:
+            declared = set(catalogue)
+            if isinstance(catalogue, _Catalogue):
+                declared |= catalogue.invalid
             hint = (
-                f"; known: {', '.join(sorted(catalogue))}"
-                if catalogue
+                f"; known: {', '.join(sorted(declared))}"
+                if declared
                 else "; give a url or declare it under endpoints"
             )
             check.error(path, f"unknown endpoint {endpoint_id!r}{hint}")

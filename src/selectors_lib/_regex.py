@@ -3,9 +3,12 @@
 Patterns come from the operator; the values they run against come from clients.
 Python's ``re`` backtracks, so a pattern such as ``(a+)+$`` takes exponential time
 on a crafted value. Three defences, in order of strength: values longer than
-``settings.max_value_length`` never reach a pattern; patterns with nested
-unbounded quantifiers are reported at load; and ``regex_engine: re2`` swaps in
-RE2, which runs in linear time by construction.
+``settings.max_value_length`` never reach a pattern; patterns of the known
+catastrophic families (nested unbounded quantifiers ``(a+)+``, repeated
+alternations whose branches overlap ``(a|a)*``, wildcards repeated many times
+``(.*a){12}``) are reported at load; and ``regex_engine: re2`` swaps in RE2,
+which runs in linear time by construction. The load-time check is a heuristic:
+only RE2 bounds the time of *every* pattern.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ import importlib
 import re
 from typing import Any, Protocol
 
-__all__ = ["ENGINES", "Pattern", "cheap_to_run", "compile_pattern", "nested_quantifier"]
+__all__ = [
+    "ENGINES",
+    "Pattern",
+    "backtracking_risk",
+    "cheap_to_run",
+    "compile_pattern",
+    "nested_quantifier",
+]
 
 ENGINES: tuple[str, ...] = ("re", "re2")
 
@@ -104,24 +114,55 @@ _POSSESSIVE = getattr(_sre_constants, "POSSESSIVE_REPEAT", None)
 
 
 def nested_quantifier(pattern: str) -> bool:
-    """Tell whether a pattern nests an unbounded quantifier inside another.
+    """Tell whether a pattern belongs to a known catastrophic-backtracking family.
 
-    Such patterns (``(a+)+``, ``(\\w*)*x``) are the classic source of
-    catastrophic backtracking. The check is a syntactic heuristic: a repeated
-    group that contains a literal character of its own (``(-[a-z]+)*``) is taken
-    to split unambiguously and is not flagged. RE2 is the real defence.
+    Kept under its first name for its callers; see :func:`backtracking_risk`.
 
     Args:
         pattern: A ``re`` pattern (invalid patterns are reported elsewhere).
 
     Returns:
-        True when an unbounded repeat contains another unbounded repeat.
+        True when :func:`backtracking_risk` names a risk.
+    """
+    return backtracking_risk(pattern) is not None
+
+
+#: Unbounded wildcard repeats in a row (counting a bounded repeat's copies) from
+#: which a pattern is flagged: ``.*a.*b`` is fine, ``(.*a){12}b`` is n**12.
+_WILDCARD_DEGREE = 5
+
+
+def backtracking_risk(pattern: str) -> str | None:
+    """Name the catastrophic-backtracking family a pattern belongs to, if any.
+
+    Three syntactic families, each a heuristic (RE2 is the real defence):
+
+    - nested unbounded quantifiers, ``(a+)+``, ``(\\w*)*x`` (a repeated group that
+      contains a literal of its own, ``(-[a-z]+)*``, splits unambiguously and is
+      not flagged);
+    - an unbounded repeat of an alternation whose branches can start alike,
+      ``(a|a)*b``, ``(.|x)+y`` (exponential);
+    - many unbounded wildcard repeats in one match, ``(.*a){12}b``,
+      ``.*a.*a.*a.*a.*a`` (polynomial of that degree).
+
+    Args:
+        pattern: A ``re`` pattern (invalid patterns are reported elsewhere).
+
+    Returns:
+        A short description for the warning (``nests quantifiers``...), or None.
     """
     try:
-        parsed = _sre_parse.parse(pattern)
+        parsed = list(_sre_parse.parse(pattern))
     except Exception:
-        return False
-    return _walk(list(parsed), inside_unbounded=False)
+        return None
+    if _walk(parsed, inside_unbounded=False):
+        return "nests quantifiers"
+    if _overlapping_alternation(parsed, inside_unbounded=False):
+        return "repeats an alternation whose branches overlap"
+    degree = _degree(parsed, 1)
+    if degree >= _WILDCARD_DEGREE:
+        return f"repeats a wildcard {degree if degree < 1000 else 'many'} times"
+    return None
 
 
 def _flat(items: Any) -> list[Any]:
@@ -203,3 +244,101 @@ def cheap_to_run(pattern: str) -> bool:
         else:
             optional += 1
     return several <= 2 and optional <= 8
+
+
+_WIDE = object()  # a first set that may hold any character
+
+
+def _first(items: Any) -> tuple[set[int] | object, bool]:
+    """The characters a sequence can start with (or ``_WIDE``), and whether it can be empty."""
+    chars: set[int] = set()
+    for op, av in items:
+        if op is _sre_constants.LITERAL:
+            chars.add(av)
+            return chars, False
+        if op is _sre_constants.SUBPATTERN:
+            first, nullable = _first(av[-1])
+        elif op in _REPEATS or op is _POSSESSIVE:
+            first, nullable = _first(av[2])
+            nullable = nullable or av[0] == 0
+        elif op is _sre_constants.BRANCH:
+            parts = [_first(branch) for branch in av[1]]
+            if any(f is _WIDE for f, _ in parts):
+                return _WIDE, False
+            first = set().union(*(f for f, _ in parts if isinstance(f, set)))
+            nullable = any(n for _, n in parts)
+        elif op in (_sre_constants.AT, _sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+            continue  # zero-width
+        else:
+            return _WIDE, False  # a class, a wildcard, a back reference...
+        if first is _WIDE:
+            return _WIDE, False
+        if isinstance(first, set):
+            chars |= first
+        if not nullable:
+            return chars, False
+    return chars, True
+
+
+def _branches_overlap(branches: Any) -> bool:
+    """Whether two alternatives can start alike (one pass: linear in the branches)."""
+    seen: set[int] = set()
+    nullable = wide = nonempty = 0
+    for branch in branches:
+        first, empty = _first(branch)
+        if empty:
+            nullable += 1
+        if first is _WIDE:
+            wide += 1
+            if nonempty:
+                return True
+            nonempty += 1
+        elif isinstance(first, set) and first:
+            if wide or seen & first:
+                return True
+            seen |= first
+            nonempty += 1
+        if nullable > 1:
+            return True
+    return False
+
+
+def _overlapping_alternation(items: Any, *, inside_unbounded: bool) -> bool:
+    for op, av in items:
+        if op in _REPEATS:
+            unbounded = av[1] == _UNBOUNDED or av[1] > 100
+            if _overlapping_alternation(av[2], inside_unbounded=inside_unbounded or unbounded):
+                return True
+        elif op is _sre_constants.SUBPATTERN:
+            if _overlapping_alternation(av[-1], inside_unbounded=inside_unbounded):
+                return True
+        elif op is _sre_constants.BRANCH:
+            branches = av[1]
+            if inside_unbounded and _branches_overlap(branches):
+                return True
+            if any(
+                _overlapping_alternation(b, inside_unbounded=inside_unbounded) for b in branches
+            ):
+                return True
+    return False
+
+
+def _degree(items: Any, copies: int) -> int:
+    """How many unbounded repeats of a non-literal (``.*``, ``[a-z]+``) one match runs."""
+    total = 0
+    for op, av in items:
+        if op in _REPEATS:
+            _low, high, sub = av
+            if high == _UNBOUNDED or high > 100:
+                wide = any(o is not _sre_constants.LITERAL for o, _ in _flat(sub))
+                total += copies if wide else 0
+                total += _degree(sub, copies)
+            else:
+                total += _degree(sub, min(copies * max(high, 1), 1000))
+        elif op is _sre_constants.SUBPATTERN:
+            total += _degree(av[-1], copies)
+        elif op is _sre_constants.BRANCH:
+            total += max((_degree(branch, copies) for branch in av[1]), default=0)
+        if total >= 1000:
+            return 1000
+    return total

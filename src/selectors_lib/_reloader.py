@@ -6,6 +6,13 @@ second. A change is a new *fingerprint* (modification time in nanoseconds, size
 and SHA-256 of the content), so an edit that keeps the size and lands within
 the file system's timestamp granularity is still seen.
 
+A change is applied only once the file has **settled**: unchanged, and not
+modified, for ``settle`` seconds. A writer that truncates the file, writes half,
+pauses, then writes the rest would otherwise have its half-written state
+applied (a rule missing for as long as the pause). The safe way to replace a
+configuration is still an atomic rename (write ``routes.yaml.tmp``, then
+``mv`` it over ``routes.yaml``): a reader then only ever sees a whole file.
+
 Every distinct state of the file gets exactly one reload attempt: a broken file
 is reported once (log + failed :class:`~selectors_lib.ReloadEvent`), not every
 poll, and the next edit is tried again. The router's own
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -27,6 +36,7 @@ import attrs
 
 from ._errors import ConfigError
 from ._router import Router
+from ._source import MAX_SOURCE_BYTES, read_limited
 
 if TYPE_CHECKING:
     import asyncio
@@ -54,19 +64,30 @@ class Fingerprint:
 def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
     """Fingerprint the file at ``path``; None when it cannot be read.
 
+    Only a regular file of at most ``MAX_SOURCE_BYTES`` is read (never a FIFO,
+    which would block, nor ``/dev/zero``, which never ends); loading such a
+    path fails with a clear error anyway.
+
     Args:
         path: The file.
 
     Returns:
-        Its fingerprint, or None if it is missing or unreadable.
+        Its fingerprint, or None if it is missing, unreadable, not a regular
+        file or too large.
     """
     try:
-        with open(path, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
+        stat = os.stat(path)
+        content = read_limited(os.fspath(path), MAX_SOURCE_BYTES)
+    except (OSError, ValueError):
         return None
-    return Fingerprint(stat.st_mtime_ns, stat.st_size, digest)
+    return Fingerprint(stat.st_mtime_ns, len(content), hashlib.sha256(content).hexdigest())
+
+
+class _Unsettled:
+    """The file is still changing."""
+
+
+_UNSETTLED = _Unsettled()
 
 
 class FileReloader:
@@ -81,10 +102,12 @@ class FileReloader:
         router: The router to reload.
         path: The configuration file (any format :func:`~selectors_lib.load_config` reads).
         interval: Seconds between polls.
+        settle: Seconds a changed file must stay unchanged (and unmodified)
+            before it is applied; 0 applies every change at once.
         logger: Where reload results are logged (``selectors_lib.reload`` by default).
 
     Raises:
-        ValueError: ``interval`` is not positive.
+        ValueError: ``interval`` is not positive, or ``settle`` is negative.
     """
 
     def __init__(
@@ -93,13 +116,17 @@ class FileReloader:
         path: str | os.PathLike[str],
         *,
         interval: float = 1.0,
+        settle: float = 0.5,
         logger: logging.Logger | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
+        if not (settle >= 0 and math.isfinite(settle)):
+            raise ValueError(f"settle must be 0 or more seconds, got {settle!r}")
         self.router = router
         self.path = Path(path)
         self.interval = interval
+        self.settle = settle
         self.log = logger or _log
         #: The error of the last failed reload, None after a successful one.
         self.last_error: Exception | None = None
@@ -117,7 +144,12 @@ class FileReloader:
     # -- one poll ----------------------------------------------------------------
 
     def check(self) -> bool:
-        """Reload if the file changed since the last check.
+        """Reload if the file changed since the last check, once it has settled.
+
+        A file modified less than ``settle`` seconds ago is watched until it has
+        stayed the same for ``settle`` seconds (this call waits that long, at
+        most a few ``settle`` periods while a writer keeps writing; then it
+        returns False and the next check tries again).
 
         Never raises for a bad file: the error is logged, kept in
         :attr:`last_error` and emitted by the router as a failed reload event.
@@ -126,8 +158,8 @@ class FileReloader:
             True when the file had changed and a reload was attempted.
         """
         with self._lock:
-            current = fingerprint(self.path)
-            if current == self._seen:
+            current = self._settled()
+            if isinstance(current, _Unsettled) or current == self._seen:
                 return False
             # Remember it before reloading: a broken state is tried once only.
             self._seen = current
@@ -159,6 +191,36 @@ class FileReloader:
             for warning in config.warnings:
                 self.log.warning("%s: %s", self.path, warning)
             return True
+
+    def _settled(self) -> Fingerprint | _Unsettled | None:
+        """The file's fingerprint once it has not changed for ``settle`` seconds."""
+        current = fingerprint(self.path)
+        if self.settle == 0:
+            return current
+        deadline = time.monotonic() + 5 * self.settle
+        while current != self._seen:
+            if current is None:
+                wait = self.settle  # gone or unreadable: maybe mid-replacement
+            else:
+                # A file last modified long enough ago has settled already.
+                age = time.time() - current.mtime_ns / 1e9
+                wait = min(self.settle, self.settle - age)
+                if wait <= 0:
+                    return current
+            if time.monotonic() + wait > deadline or self._pause(wait):
+                return _UNSETTLED
+            again = fingerprint(self.path)
+            if again == current:
+                return current
+            current = again
+        return current
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep; True when the polling thread is being stopped meanwhile."""
+        if self._thread is not None:
+            return self._stop.wait(seconds)
+        time.sleep(seconds)
+        return False
 
     # -- as a thread -------------------------------------------------------------
 

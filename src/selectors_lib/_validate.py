@@ -16,6 +16,7 @@ value whole or converts it unchecked: messages show values with :func:`show`
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -27,7 +28,18 @@ from typing import Any
 
 from ._errors import ConfigIssue
 
-__all__ = ["INT32", "MAX_URL_LENGTH", "Checker", "join", "kind", "show", "url_problem"]
+__all__ = [
+    "INT32",
+    "MAX_URL_LENGTH",
+    "Checker",
+    "join",
+    "key_text",
+    "kind",
+    "oversized_key",
+    "show",
+    "text_problem",
+    "url_problem",
+]
 
 #: The range of a Java ``int``: rule priorities share Spinnaker's.
 INT32 = (-(2**31), 2**31 - 1)
@@ -35,6 +47,7 @@ INT32 = (-(2**31), 2**31 - 1)
 MAX_URL_LENGTH = 2048
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_HOST_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*:[0-9]{1,5}(/\S*)?")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _KINDS: Mapping[type, str] = {
     bool: "a boolean",
@@ -93,6 +106,62 @@ def kind(value: object) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
+#: Integer keys wider than this many bits are refused: ``str()`` of one over 4300
+#: digits raises, and below that it costs quadratic time.
+_KEY_BITS = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def oversized_key(key: object) -> bool:
+    """Whether ``key`` is an integer too large to name anything (``? 0xfff...``).
+
+    Args:
+        key: A mapping key from a parsed document.
+
+    Returns:
+        True for an integer (not a boolean) wider than 64 bits.
+    """
+    return isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > _KEY_BITS
+
+
+def key_text(key: object) -> str:
+    """A mapping key as path text: ``str(key)``, bounded for any key.
+
+    Args:
+        key: A mapping key from a parsed document (any type).
+
+    Returns:
+        The key's text; for an oversized integer or an unprintable value, a
+        short description such as ``<an integer of 16000 bits>``.
+    """
+    if isinstance(key, str):
+        return key
+    if oversized_key(key) or not isinstance(key, int | float | bool | None):
+        return show(key)
+    return str(key)
+
+
+def text_problem(value: str) -> str | None:
+    """What makes a string unfit for a name, id or URL, or None.
+
+    A lone surrogate (JSON ``"\\ud800"``) is a valid Python string that no
+    encoder accepts: once it is an endpoint id or a rule name, every response
+    header and metrics scrape carrying it raises ``UnicodeEncodeError``.
+
+    Args:
+        value: The text.
+
+    Returns:
+        A message naming the position of the first lone surrogate, or None.
+    """
+    found = _SURROGATE.search(value)
+    if found is None:
+        return None
+    return (
+        f"contains a lone surrogate (U+{ord(found.group()):04X} at {found.start()}), not valid text"
+    )
+
+
 def join(path: str, key: str) -> str:
     """The path of ``key`` inside the mapping at ``path``.
 
@@ -132,6 +201,10 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
     except ValueError as exc:
         return str(exc)
     scheme = parts.scheme.lower()
+    if "//" not in url and _HOST_PORT.fullmatch(url):
+        # urlsplit reads "ro-2.internal:7002" as scheme "ro-2.internal": say what was meant.
+        example = (schemes or ("http",))[0]
+        return f"missing scheme: write {example}://{url}"
     if schemes is None:
         if not _SCHEME.fullmatch(scheme):
             return "missing scheme (e.g. https://)"
@@ -144,7 +217,7 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
         return "missing host"
     if url.split() != [url]:  # split() cuts at exactly the chars isspace() accepts
         return "contains white space"
-    return None
+    return text_problem(url)
 
 
 class Checker:
@@ -212,7 +285,11 @@ class Checker:
                 self.error(path, f"keys must be strings, got {kind(key)} {show(key)}")
                 good = False
             elif key not in allowed:
-                self.error(join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
+                near = difflib.get_close_matches(key[:100], allowed, n=1, cutoff=0.8)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                self.error(
+                    join(path, key), f"unknown key; expected one of {', '.join(allowed)}{hint}"
+                )
                 good = False
         return value if good else {k: v for k, v in value.items() if k in allowed}
 
@@ -236,6 +313,10 @@ class Checker:
             return None
         if len(value) > max_len:
             self.error(path, f"longer than {max_len} characters")
+            return None
+        problem = text_problem(value)
+        if problem is not None:
+            self.error(path, problem)
             return None
         return value
 

@@ -234,7 +234,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         routes = len(config.rules) + 1
         summary = (
             f"{_safe(args.file)}: {style.good('valid')} "
-            f"({routes} route{'s' if routes != 1 else ''}, {len(config.endpoints)} endpoints"
+            f"({routes} route{'s' if routes != 1 else ''}, {len(config.endpoints)} endpoint"
+            f"{'s' if len(config.endpoints) != 1 else ''}"
         )
         if warnings:
             summary += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
@@ -492,7 +493,8 @@ def _render_simulation(report: Mapping[str, Any], out: TextIO, style: _Style, wi
     out.write(
         style.bold(
             f"Rule {_safe(report['rule'])}: {report['keys']} keys over "
-            f"{len(report['replicas'])} replicas ({report['algorithm']})"
+            f"{len(report['replicas'])} replica{'s' if len(report['replicas']) != 1 else ''} "
+            f"({report['algorithm']})"
         )
         + "\n"
     )

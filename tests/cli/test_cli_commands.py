@@ -96,7 +96,7 @@ def test_validate_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         '[[routes]]\nname = "main"\ndefault = true\ntarget = "a"\n'
     )
     code, out, _ = run(capsys, "validate", write(tmp_path, toml, "routes.toml"))
-    assert (code, out.split(": ")[1]) == (EXIT_OK, "valid (1 route, 1 endpoints)\n")
+    assert (code, out.split(": ")[1]) == (EXIT_OK, "valid (1 route, 1 endpoint)\n")
 
 
 def test_validate_reports_every_error_with_its_path(

@@ -234,7 +234,8 @@ def test_two_defaults_and_duplicate_names() -> None:
     }
     assert errors(data) == [
         "routes[1].name: duplicate rule name 'd' (also routes[0])",
-        "routes[1].default: a second default route ('d'); exactly one is allowed",
+        "routes[1].default: a second default route ('d'); exactly one is allowed"
+        " (the first is routes[0])",
     ]
 
 

@@ -1,9 +1,9 @@
 """Malformed configurations: ConfigError is the only exception, and every issue has a path.
 
 The path rule: an issue's ``path`` is empty only for a problem with the
-document as a whole (the file cannot be read or parsed, is not UTF-8, has an
-unknown extension, is nested too deeply, is not a mapping, or its top level has
-a non-string key, which no path can spell). Every other issue has a path whose
+document as a whole (the file cannot be read or parsed, is not UTF-8, gives a
+key twice in one mapping, has an unknown extension, is nested too deeply, is
+not a mapping, or its top level has a non-string key, which no path can spell). Every other issue has a path whose
 parent exists in the document, e.g. ``routes[1].target.endpoints[0]`` (a
 shorthand ``target: r1`` is addressed in its long form, ``target.endpoints[0]``).
 """
@@ -34,6 +34,7 @@ WHOLE_DOCUMENT = (
     "not UTF-8",
     "unknown file type",
     "cannot read file",
+    "duplicate key",  # named by line and column: the parsers give no path
 )
 
 KNOWN_KEYS = (
@@ -427,7 +428,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
         "settings.cache_size",
         "endpoints.r2",
         "routes[0].match.application.regex[1]",
-        "routes[0].target.endpoints[1]",
+        # not routes[0].target.endpoints[1] (r2): declared, its one error is at endpoints.r2
         "routes[0].target.panic_threshold",
         "routes[1].name",  # a duplicate even though routes[0] has errors of its own
         "routes[2].target.endpoints[2].weight",

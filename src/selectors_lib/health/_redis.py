@@ -1,4 +1,4 @@
-"""The Redis replication-lag probe (needs the ``redis`` extra: redis-py).
+"""The Redis replication-lag probe.
 
 Each round reads ``INFO replication`` from the master first, then from every
 replica concurrently, and computes ``lag = master_repl_offset - replica offset``
@@ -6,34 +6,32 @@ in bytes. Reading the master first means a replica can only look *less* behind
 than it is by the writes that landed in between, never more, so a busy master
 does not eject healthy replicas; a negative difference counts as 0.
 
-A replica observation is bad when it does not answer within the timeout, when
-its link to the master is down, when it replicates another history (its
-``master_replid`` differs from the master's), or when its lag exceeds
-``max_lag_bytes``. When the master itself cannot be read, no lag is known:
-replicas that answer get no verdict, even if their link is down (they are not
-ejected for the master's trouble); replicas that do not answer are bad; and the
-round reports ``master_ok=False``.
+A replica observation is bad when it does not answer within the timeout (one
+total deadline for the whole exchange, not per read), when its reply is
+malformed, oversized or not UTF-8, when its link to the master is down, when it
+replicates another history (its ``master_replid`` differs from the master's),
+or when its lag exceeds ``max_lag_bytes``. Each replica is judged on its own
+reply: one that drips, lies or floods fails alone. When the master itself
+cannot be read (no answer, or an answer that is not a usable ``INFO``), no lag
+is known: replicas that answer get no verdict, even if their link is down (they
+are not ejected for the master's trouble); replicas that do not answer are bad;
+and the round reports ``master_ok=False``.
+
+The probe speaks RESP itself (``_resp``): no extra is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import re
+import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-try:
-    import redis
-    import redis.asyncio as redis_async
-    from redis.asyncio.retry import Retry as AsyncRetry
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-except ImportError:
-    raise ImportError(
-        "the Redis lag probe needs redis-py: pip install 'selectors-lib[redis]'"
-    ) from None
-
-from ._probes import ProbeResult, describe
+from ._probes import WAIT_FACTOR, ProbeResult, describe
+from ._resp import RedisTarget, ainfo_replication, info_replication, parse_target
 from ._settings import RedisLagProbeSettings
 from ._state import Observation
 
@@ -42,14 +40,38 @@ __all__ = ["RedisLagProbe", "replica_observation"]
 _Info = Mapping[str, Any]
 
 
+#: An offset as Redis writes it: ASCII digits, at most 20 (2**64 has 20).
+_OFFSET = re.compile(r"[0-9]{1,20}")
+
+
+class _MalformedOffset(ValueError):
+    """An offset field is present but not a plausible offset."""
+
+
 def _offset(info: _Info, key: str) -> int | None:
+    """The offset under ``key``; None when absent.
+
+    Raises:
+        _MalformedOffset: It is present but not 1 to 20 ASCII digits (``str.isdigit``
+            accepts "²", and ``int()`` of 5000 digits raises, or costs quadratic time).
+    """
     value = info.get(key)
-    if isinstance(value, bool):
+    if value is None:
         return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 64:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _OFFSET.fullmatch(value):
         return int(value)
+    shown = repr(value)[:24] if isinstance(value, str) else type(value).__name__
+    raise _MalformedOffset(f"malformed {key} ({shown})")
+
+
+def master_problem(master: _Info) -> str | None:
+    """Why a master's ``INFO replication`` cannot serve to judge its replicas, if it cannot."""
+    try:
+        _offset(master, "master_repl_offset")
+    except _MalformedOffset as exc:
+        return str(exc)
     return None
 
 
@@ -74,10 +96,16 @@ def replica_observation(master: _Info | None, replica: _Info, max_lag_bytes: int
     link = replica.get("master_link_status")
     if link != "up":
         return Observation(False, "lag", f"replication link {str(link)[:20]}")
-    master_offset = _offset(master, "master_repl_offset")
-    replica_offset = _offset(replica, "slave_repl_offset")
-    if replica_offset is None:
-        replica_offset = _offset(replica, "master_repl_offset")
+    try:
+        master_offset = _offset(master, "master_repl_offset")
+    except _MalformedOffset:
+        return Observation(None, detail="master unreadable: lag unknown")
+    try:
+        replica_offset = _offset(replica, "slave_repl_offset")
+        if replica_offset is None:
+            replica_offset = _offset(replica, "master_repl_offset")
+    except _MalformedOffset as exc:
+        return Observation(False, "probe", f"bad INFO reply: {exc}")
     if master_offset is None or replica_offset is None:
         return Observation(None, detail="no replication offset reported: lag unknown")
     master_id, replica_id = master.get("master_replid"), replica.get("master_replid")
@@ -90,19 +118,14 @@ def replica_observation(master: _Info | None, replica: _Info, max_lag_bytes: int
     return Observation(True, detail=f"{lag} bytes behind", lag_bytes=lag)
 
 
-def _client_options(timeout: float) -> dict[str, Any]:
-    # redis-py retries timeouts 10 times with backoff by default; a probe must
-    # answer within its timeout, so one attempt only.
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry_on_timeout": False,
-        "decode_responses": True,
-    }
-
-
 class RedisLagProbe:
     """Measure each replica's replication lag against its master.
+
+    Every exchange has one total deadline (``timeout``) and a capped reply; the
+    blocking and the asyncio checks judge replies the same way. Blocking checks
+    run one thread per replica at most: a replica whose previous check still
+    runs (stuck in name resolution, which no socket timeout bounds) is bad
+    without a new check, and its peers are judged on their own answers.
 
     Args:
         settings: The probe's validated settings.
@@ -112,11 +135,13 @@ class RedisLagProbe:
 
     def __init__(self, settings: RedisLagProbeSettings) -> None:
         self.settings = settings
-        self._timeout = 0.0  # the timeout the clients were made with
-        self._clients: dict[str, redis.Redis] = {}
+        self._targets: dict[str, RedisTarget | str] = {
+            key: _target(url) for key, url in (("", settings.master), *settings.replicas)
+        }
+        self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._aclients: dict[str, redis_async.Redis] = {}
+        self._running: dict[str, Future[Observation]] = {}
+        self._master_running: Future[dict[str, str]] | None = None
 
     @property
     def name(self) -> str:
@@ -131,94 +156,136 @@ class RedisLagProbe:
     # -- blocking --------------------------------------------------------------------
 
     def check(self, timeout: float) -> ProbeResult:
-        """Read the master, then every replica concurrently; judge each replica."""
-        if timeout != self._timeout:
-            self.close()
-            self._timeout = timeout
-        try:
-            master: _Info | None = self._client("", self.settings.master).info("replication")
-            master_detail = ""
-        except (redis.RedisError, OSError) as exc:
-            master, master_detail = None, f"master unreadable: {describe(exc)}"
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=min(len(self.settings.replicas), 16),
-                thread_name_prefix=f"probe-{self.name}",
-            )
-        futures = [
-            (endpoint_id, self._executor.submit(self._replica, endpoint_id, url, master))
-            for endpoint_id, url in self.settings.replicas
-        ]
-        observations = tuple((endpoint_id, future.result()) for endpoint_id, future in futures)
+        """Read the master, then every replica concurrently; judge each replica.
+
+        Every exchange runs on the probe's own threads, at most one per server at
+        a time, and is waited for ``WAIT_FACTOR * timeout`` at most: a master stuck
+        in name resolution is unreadable (no verdict for anyone), a replica stuck
+        there is bad alone. Blocks ``2 * WAIT_FACTOR * timeout`` at most.
+        """
+        with self._lock:
+            executor = self._pool()
+            running = self._master_running
+            if running is None or running.done():
+                running = executor.submit(self._read, "", timeout)
+                self._master_running = running
+                fresh = True
+            else:
+                fresh = False
+        master: _Info | None = None
+        if fresh:
+            concurrent.futures.wait([running], timeout=timeout * WAIT_FACTOR)
+        if not fresh:
+            master_detail = "master unreadable: previous check still running"
+        elif not running.done():
+            master_detail = f"master unreadable: no answer within {timeout * WAIT_FACTOR:g}s"
+        elif running.cancelled():
+            master_detail = "master unreadable: check cancelled (probe closed)"
+        elif (exc := running.exception()) is not None:
+            master_detail = f"master unreadable: {describe(exc)}"
+        else:
+            master, master_detail = _usable(running.result())
+        submitted: list[tuple[str, Future[Observation] | None]] = []
+        with self._lock:
+            executor = self._pool()
+            for endpoint_id, _ in self.settings.replicas:
+                previous = self._running.get(endpoint_id)
+                if previous is not None and not previous.done():
+                    submitted.append((endpoint_id, None))
+                    continue
+                future = executor.submit(self._replica, endpoint_id, master, timeout)
+                self._running[endpoint_id] = future
+                submitted.append((endpoint_id, future))
+        pending = [future for _, future in submitted if future is not None]
+        if pending:
+            concurrent.futures.wait(pending, timeout=timeout * WAIT_FACTOR)
+        observations = tuple(
+            (endpoint_id, _outcome(future, timeout)) for endpoint_id, future in submitted
+        )
         return ProbeResult(observations, master is not None, master_detail)
 
-    def _client(self, key: str, url: str) -> redis.Redis:
-        client = self._clients.get(key)
-        if client is None:
-            client = redis.Redis.from_url(
-                url, retry=Retry(NoBackoff(), 0), **_client_options(self._timeout)
+    def _pool(self) -> ThreadPoolExecutor:
+        """The probe's threads: one per server (the master and each replica) at most."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=len(self.settings.replicas) + 1,
+                thread_name_prefix=f"probe-{self.name}",
             )
-            self._clients[key] = client
-        return client
+        return self._executor
 
-    def _replica(self, endpoint_id: str, url: str, master: _Info | None) -> Observation:
+    def _read(self, key: str, timeout: float) -> dict[str, str]:
+        return info_replication(self._resolved(key), timeout)
+
+    def _resolved(self, key: str) -> RedisTarget:
+        target = self._targets[key]
+        if isinstance(target, str):
+            raise ValueError(target)
+        return target
+
+    def _replica(self, endpoint_id: str, master: _Info | None, timeout: float) -> Observation:
         try:
-            info = self._client(f"replica:{endpoint_id}", url).info("replication")
-        except (redis.RedisError, OSError) as exc:
+            info = info_replication(self._resolved(endpoint_id), timeout)
+        except Exception as exc:  # whatever goes wrong, it is this replica's failure alone
             return Observation(False, "probe", f"no answer: {describe(exc)}")
         return replica_observation(master, info, self.settings.max_lag_bytes)
 
     def close(self) -> None:
-        """Close connections and stop worker threads."""
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            client.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Stop the worker threads (checks in flight end at their deadline)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._running.clear()
+            self._master_running = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     # -- asyncio ---------------------------------------------------------------------
 
     async def acheck(self, timeout: float) -> ProbeResult:
-        """Like :meth:`check`, on the running event loop."""
-        loop = asyncio.get_running_loop()
-        if timeout != self._timeout or loop is not self._aloop:
-            # Clients are bound to the loop that made them; a new loop needs new ones.
-            if loop is self._aloop:
-                await self.aclose()
-            self._aclients = {}
-            self._aloop, self._timeout = loop, timeout
+        """Like :meth:`check`, on the running event loop (no threads)."""
         try:
-            master: _Info | None = await self._aclient("", self.settings.master).info("replication")
-            master_detail = ""
-        except (TimeoutError, redis.RedisError, OSError) as exc:
+            master, master_detail = _usable(await ainfo_replication(self._resolved(""), timeout))
+        except Exception as exc:  # any failure of the master's exchange: unreadable
             master, master_detail = None, f"master unreadable: {describe(exc)}"
         results = await asyncio.gather(
-            *(self._areplica(eid, url, master) for eid, url in self.settings.replicas)
+            *(self._areplica(eid, master, timeout) for eid, _ in self.settings.replicas)
         )
         observations = tuple(zip(self.endpoint_ids, results, strict=True))
         return ProbeResult(observations, master is not None, master_detail)
 
-    def _aclient(self, key: str, url: str) -> redis_async.Redis:
-        client = self._aclients.get(key)
-        if client is None:
-            client = redis_async.Redis.from_url(
-                url,
-                retry=AsyncRetry(NoBackoff(), 0),
-                **_client_options(self._timeout),
-            )
-            self._aclients[key] = client
-        return client
-
-    async def _areplica(self, endpoint_id: str, url: str, master: _Info | None) -> Observation:
+    async def _areplica(
+        self, endpoint_id: str, master: _Info | None, timeout: float
+    ) -> Observation:
         try:
-            info = await self._aclient(f"replica:{endpoint_id}", url).info("replication")
-        except (TimeoutError, redis.RedisError, OSError) as exc:
+            info = await ainfo_replication(self._resolved(endpoint_id), timeout)
+        except Exception as exc:  # whatever goes wrong, it is this replica's failure alone
             return Observation(False, "probe", f"no answer: {describe(exc)}")
         return replica_observation(master, info, self.settings.max_lag_bytes)
 
     async def aclose(self) -> None:
-        """Close the asyncio connections."""
-        clients, self._aclients = self._aclients, {}
-        for client in clients.values():
-            await client.aclose()
+        """Nothing to release: each asyncio check opens and closes its own connection."""
+
+
+def _target(url: str) -> RedisTarget | str:
+    """The parsed URL, or why it cannot be used (reported as that endpoint's failure)."""
+    try:
+        return parse_target(url)
+    except ValueError as exc:
+        return f"unusable URL: {exc}"
+
+
+def _usable(master: _Info) -> tuple[_Info | None, str]:
+    """The master's INFO and no detail, or None and why it cannot serve to judge."""
+    problem = master_problem(master)
+    if problem is None:
+        return master, ""
+    return None, f"master unreadable: {problem}"
+
+
+def _outcome(future: Future[Observation] | None, timeout: float) -> Observation:
+    if future is None:
+        return Observation(False, "probe", "previous check still running")
+    if not future.done():
+        return Observation(False, "probe", f"no answer within {timeout:g}s")
+    if future.cancelled():
+        return Observation(False, "probe", "check cancelled (probe closed)")
+    return future.result()  # _replica catches everything: no exception here

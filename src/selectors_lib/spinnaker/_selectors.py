@@ -22,9 +22,9 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigIssue
 from selectors_lib._match import equals_ignore_case
 from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
-from selectors_lib._validate import show
+from selectors_lib._validate import key_text, show
 
-from ._spring import Issues, as_strings, describe
+from ._spring import Issues, as_strings, describe, key_issue, nearest
 
 # The standard library's own parser (private, stable since 3.11): re.compile
 # caches patterns, the parser does not.
@@ -344,12 +344,17 @@ def parse_selector(
             )
             return None
         name = resolved
+    misspelled: dict[str, object] = {}  # known key -> the unknown key that misspells it
     for key in config:
-        if key not in _KNOWN_KEYS[name]:
+        if key not in _KNOWN_KEYS[name] and not key_issue(key, path, where, issues):
+            hint = nearest(key, _KNOWN_KEYS[name])
+            if hint is not None:
+                misspelled.setdefault(hint, key)
             warnings.append(
                 ConfigIssue(
-                    f"{path}.{key}",
-                    f"{where}{name} ignores the key {key!r:.60}",
+                    f"{path}.{key_text(key)}",
+                    f"{where}{name} ignores the key {show(key)}"
+                    + (f"; did you mean {hint!r}?" if hint else ""),
                 )
             )
     before = len(issues)
@@ -360,6 +365,17 @@ def parse_selector(
         key, kind = _REQUIRED[name]
         key_path = f"{path}.{key}"
         if config.get(key) is None:
+            typo = misspelled.get(key)
+            if typo is not None:
+                # Name the key that was meant, where it was written.
+                issues.append(
+                    ConfigIssue(
+                        f"{path}.{key_text(typo)}",
+                        f"{where}unknown key {show(typo)} for {name}; did you mean {key!r}? "
+                        f"(the required key {key!r} is missing)",
+                    )
+                )
+                return None
             issues.append(ConfigIssue(key_path, f"{where}missing required key {key!r} for {name}"))
             return None
         raw = config[key]

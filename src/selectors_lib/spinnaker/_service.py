@@ -19,9 +19,10 @@ import attrs
 from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigError, ConfigIssue
 from selectors_lib._pool import Endpoint
+from selectors_lib._validate import key_text
 
 from ._selectors import Selector, parse_selector
-from ._spring import Issues, as_int, as_list, check_url, describe
+from ._spring import Issues, as_int, as_list, check_url, describe, key_issue, nearest
 
 __all__ = [
     "CRITERIA_REQUIRED",
@@ -231,8 +232,14 @@ def _entry(
     if entry.get("priority") is not None:
         priority = as_int(entry["priority"], f"{path}.priority", where, issues)
     for key in entry:
-        if key not in _ENTRY_KEYS:
-            warnings.append(ConfigIssue(f"{path}.{key}", f"{where}unknown key ignored"))
+        if key not in _ENTRY_KEYS and not key_issue(key, path, where, issues):
+            hint = nearest(key, _ENTRY_KEYS)
+            warnings.append(
+                ConfigIssue(
+                    f"{path}.{key_text(key)}",
+                    f"{where}unknown key ignored" + (f"; did you mean {hint!r}?" if hint else ""),
+                )
+            )
     if url is None or priority is None:
         # Still check the selector config, so every problem is reported at once.
         parse_selector(

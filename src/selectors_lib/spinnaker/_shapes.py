@@ -27,6 +27,7 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigError, ConfigIssue
 from selectors_lib._headers import HeaderMapping
 from selectors_lib._pool import Endpoint
+from selectors_lib._validate import key_text
 
 from ._selectors import Selector
 from ._service import SelectableService, SpinnakerDecision, parse_entries
@@ -328,7 +329,7 @@ def _dynamic(
     selectors: list[Selector] = []
     # Map order: Gate builds one selector per entry as it iterates the map.
     for index, (origin, url) in enumerate(endpoints.items()):
-        at = f"{path}.{origin}"
+        at = f"{path}.{key_text(origin)}"
         if not isinstance(origin, str):
             issues.append(ConfigIssue(at, f"an origin must be a string, got {describe(origin)}"))
             continue

@@ -10,12 +10,13 @@ list instead of raising, so a loader reports every problem of a file at once.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from selectors_lib._errors import ConfigIssue
-from selectors_lib._validate import INT32, show, url_problem
+from selectors_lib._validate import INT32, key_text, oversized_key, show, url_problem
 from selectors_lib._validate import kind as describe
 
 __all__ = [
@@ -43,7 +44,36 @@ def _spring_key(key: object) -> str:
     # The property name Spring's YAML loader gives a map key: 0 and "0" are one key.
     if isinstance(key, bool):
         return "true" if key else "false"
-    return str(key)
+    return key_text(key)  # bounded: as_list refuses oversized integer keys first
+
+
+def nearest(key: object, known: Iterable[str]) -> str | None:
+    """The known property name ``key`` most likely misspells, if one is close.
+
+    Args:
+        key: A mapping key from the document.
+        known: The property names valid there.
+
+    Returns:
+        The closest name (case and ``-``/``_`` ignored, as Spring binds), or None.
+    """
+    if not isinstance(key, str) or len(key) > 100:
+        return None
+    by_normal = {_normal(name): name for name in known}
+    close = difflib.get_close_matches(_normal(key), list(by_normal), n=1, cutoff=0.8)
+    return by_normal[close[0]] if close else None
+
+
+def key_issue(key: object, path: str, where: str, issues: Issues) -> bool:
+    """Report ``key`` if it is an integer too large to be a property name.
+
+    Returns:
+        True when it was reported (the caller skips the key).
+    """
+    if not oversized_key(key):
+        return False
+    issues.append(ConfigIssue(path, f"{where}a key cannot be {show(key)}"))
+    return True
 
 
 def as_list(
@@ -80,13 +110,17 @@ def as_list(
     elif isinstance(value, Mapping) and free_form:
         by_key: dict[str, Any] = {}
         for key, item in value.items():
+            if key_issue(key, path, where, issues):
+                return None
             by_key[_spring_key(key)] = item
         items = list(by_key.values())
     elif isinstance(value, Mapping):
         indexed: dict[int, Any] = {}
         for key, item in value.items():
             index: int | None = None
-            if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
+            if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < 10**9:
+                # Bounded like the text form: an index beyond is a gap anyway, and
+                # str() of a 4000-digit key (in the message below) would raise.
                 index = key
             elif isinstance(key, str) and _INDEX.fullmatch(key):
                 index = int(key)
