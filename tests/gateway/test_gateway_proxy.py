@@ -13,7 +13,7 @@ import pytest
 from adapters_support import routing_config, serve_asgi
 
 from selectors_lib import HeaderMapping, load_router
-from selectors_lib.asgi import SelectorsProxy
+from selectors_lib.gateway import SelectorsProxy
 
 
 @pytest.fixture(scope="module")
@@ -217,31 +217,38 @@ def test_malformed_request_line_does_not_take_the_proxy_down(proxies: dict[str, 
         assert c.get(proxies["plain"] + "/").status_code == 200
 
 
-def test_a_client_passed_in_is_used_and_left_open(backends: dict[str, str]) -> None:
+def test_each_request_leaves_its_record_for_the_access_log(backends: dict[str, str]) -> None:
     router = load_router(routing_config(backends))
-    seen: list[str] = []
-    open_after_shutdown: list[bool] = []
-
-    async def record(request: httpx.Request) -> None:
-        seen.append(str(request.url))
-
-    client = httpx.AsyncClient(event_hooks={"request": [record]})
-    proxy = SelectorsProxy(router, client=client)
+    proxy = SelectorsProxy(router)
+    records: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # The owner of the client closes it, after the proxy's own shutdown.
-        async def send_then_close(message: dict[str, Any]) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                open_after_shutdown.append(not client.is_closed)
-                await client.aclose()
-            await send(message)
-
-        await proxy(scope, receive, send_then_close)
+        # Stands in for the access log of `selectors-lib serve`.
+        await proxy(scope, receive, send)
+        if scope["type"] == "http":
+            records.append(scope["extensions"]["selectors_lib"])
 
     with serve_asgi(app, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
-        assert c.get(base + "/x").json()["backend"] == "ro-1"
-    assert seen == [backends["ro-1"] + "/x"]
-    assert open_after_shutdown == [True]
+        assert c.get(base + "/x", headers={"X-Spinnaker-Application": "keel"}).status_code == 200
+        assert c.get(base + "/", headers={"X-Spinnaker-Application": "broken"}).status_code == 502
+    assert records == [
+        {
+            "rule": "keel",
+            "endpoint": "ro-1",
+            "key_source": None,
+            "attempts": 1,
+            "failover": False,
+            "upstream_status": 200,
+        },
+        {
+            "rule": "broken",
+            "endpoint": "dead",
+            "key_source": None,
+            "attempts": 1,
+            "failover": False,
+            "upstream_status": None,
+        },
+    ]
 
 
 def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
@@ -256,3 +263,10 @@ def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
 
     asyncio.run(proxy({"type": "websocket", "headers": []}, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1003}]
+    # A server that offers the denial-response extension gets a 501 with the reason.
+    sent.clear()
+    scope = {"type": "websocket", "headers": [], "extensions": {"websocket.http.response": {}}}
+    asyncio.run(proxy(scope, receive, send))
+    assert sent[0]["type"] == "websocket.http.response.start"
+    assert sent[0]["status"] == 501
+    assert b"not proxied" in sent[1]["body"]
