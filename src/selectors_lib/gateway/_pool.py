@@ -139,12 +139,17 @@ class EndpointPool:
                 waiter.set_result(None)
                 return
 
-    def close(self) -> None:
-        """Close idle connections; busy ones close when released."""
-        self._closed = True
+    def drop_idle(self) -> None:
+        """Close every idle connection (the upstream was seen closing them)."""
         while self._idle:
             self._idle.pop().close()
             self._open -= 1
+        self._notify()
+
+    def close(self) -> None:
+        """Close idle connections; busy ones close when released."""
+        self._closed = True
+        self.drop_idle()
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -43,7 +43,7 @@ from ._messages import (
 )
 from ._outlier import OutlierDetector
 from ._pool import ConnectFailed, EndpointPool, PoolFull
-from ._retry import Failure, RetryBudget, retryable
+from ._retry import IDEMPOTENT, Failure, RetryBudget, retryable
 from ._settings import GatewaySettings, RetrySettings, RouteSettings
 from ._upstream import ClientGone, Connection, UpstreamClosed, UpstreamProtocolError, require
 
@@ -79,6 +79,9 @@ _STATUS = {
 }
 _POOL_FULL = (503, "service unavailable: every connection to the upstream is busy\n")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Request bodies up to this size are read whole before the first attempt, so
+# that a retry can send them again; longer ones stream through once.
+_REPLAY_LIMIT = 64 * 1024
 
 
 class UpstreamError(SelectorsError, ConnectionError):
@@ -395,6 +398,10 @@ class SelectorsProxy:
         body_state = _Body(first, receive)
         if body_state.streaming:
             body_state.declare(list(scope.get("headers") or ()))
+            try:
+                await body_state.buffer(_REPLAY_LIMIT)
+            except ClientGone:
+                return
         while True:
             record["attempts"] += 1
             tried.append(endpoint.id)
@@ -464,33 +471,43 @@ class SelectorsProxy:
             path = upstream_path(pool.target, scope)
         except (BadRequest, UnicodeError, ValueError) as exc:  # pragma: no cover - checked first
             raise _Failed(Failure.PROTOCOL, str(exc), count=False) from exc
-        try:
-            conn = await pool.acquire(settings.connect_timeout)
-        except PoolFull as exc:
-            raise _Failed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
-        except ConnectFailed as exc:
-            raise _Failed(Failure.NOT_SENT, str(exc)) from exc
-        try:
-            await self._send_request(conn, pool, method, path, headers, body)
-            await conn.response_head(settings.first_byte_timeout)
-        except ClientGone:
-            pool.release(conn)
-            raise
-        except TimeoutError as exc:
-            pool.release(conn)
-            kind = Failure.TIMEOUT if not conn.received else Failure.PROTOCOL
-            raise _Failed(kind, f"no response within {settings.first_byte_timeout:g}s") from exc
-        except UpstreamProtocolError as exc:
-            pool.release(conn)
-            raise _Failed(Failure.PROTOCOL, str(exc)) from exc
-        except (UpstreamClosed, OSError) as exc:
-            pool.release(conn)
-            kind = Failure.RESET if not conn.received else Failure.PROTOCOL
-            raise _Failed(kind, str(exc) or type(exc).__name__) from exc
-        except BaseException:
-            pool.release(conn)
-            raise
-        return conn
+        while True:
+            try:
+                conn = await pool.acquire(settings.connect_timeout)
+            except PoolFull as exc:
+                raise _Failed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
+            except ConnectFailed as exc:
+                raise _Failed(Failure.NOT_SENT, str(exc)) from exc
+            reused = conn.uses > 0
+            try:
+                await self._send_request(conn, pool, method, path, headers, body)
+                await conn.response_head(settings.first_byte_timeout)
+            except ClientGone:
+                pool.release(conn)
+                raise
+            except TimeoutError as exc:
+                pool.release(conn)
+                kind = Failure.TIMEOUT if not conn.received else Failure.PROTOCOL
+                detail = f"no response within {settings.first_byte_timeout:g}s"
+                raise _Failed(kind, detail) from exc
+            except UpstreamProtocolError as exc:
+                pool.release(conn)
+                raise _Failed(Failure.PROTOCOL, str(exc)) from exc
+            except (UpstreamClosed, OSError) as exc:
+                pool.release(conn)
+                if conn.received:
+                    raise _Failed(Failure.PROTOCOL, str(exc) or type(exc).__name__) from exc
+                if reused and method in IDEMPOTENT and body.replayable:
+                    # The keep-alive race: the upstream closed an idle
+                    # connection as we reused it. Its other idle ones are as
+                    # suspect; a fresh connection says whether it is down.
+                    pool.drop_idle()
+                    continue
+                raise _Failed(Failure.RESET, str(exc) or type(exc).__name__) from exc
+            except BaseException:
+                pool.release(conn)
+                raise
+            return conn
 
     async def _send_request(
         self,
@@ -640,6 +657,25 @@ class _Body:
         self.streaming: bool = bool(first.get("more_body", False))
         self.consumed = False
         self.declared_length: bytes | None = None
+
+    async def buffer(self, limit: int) -> None:
+        """Read the body whole if it ends within ``limit`` bytes (else keep what came)."""
+        parts = [self.data]
+        size = len(self.data)
+        message = self._first
+        while message.get("more_body", False) and size <= limit:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            parts.append(chunk)
+            size += len(chunk)
+        data = b"".join(parts)
+        if message.get("more_body", False):
+            # Too long to keep: stream it, starting with what was read.
+            self._first = {"type": "http.request", "body": data, "more_body": True}
+        else:
+            self.data, self.streaming = data, False
 
     @property
     def replayable(self) -> bool:

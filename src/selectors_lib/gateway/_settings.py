@@ -172,13 +172,13 @@ def parse_gateway_settings(
     if data is None:
         return None, check.issues
     defaults = _route(check, data, path, RouteSettings())
-    max_connections = GatewaySettings.max_connections
+    max_connections = GatewaySettings().max_connections
     if "max_connections" in data:
         max_connections = (
             check.integer(data["max_connections"], f"{path}.max_connections", 1, 100_000)
             or max_connections
         )
-    keepalive = _seconds(check, data, "keepalive_timeout", path, GatewaySettings.keepalive_timeout)
+    keepalive = _seconds(check, data, "keepalive_timeout", path, GatewaySettings().keepalive_timeout)
     outlier = _outlier(check, data.get("outlier"), f"{path}.outlier")
     routes: list[tuple[str, RouteSettings]] = []
     if "routes" in data:
