@@ -281,6 +281,10 @@ class SelectorsProxy:
             pool.close()
         self._pools.clear()
 
+    def connections(self) -> dict[str, int]:
+        """Upstream connections open now (busy and idle), by endpoint URL."""
+        return {url: pool.open for url, pool in sorted(self._pools.items())}
+
     # -- settings ----------------------------------------------------------------------
 
     def _refresh(self) -> None:
