@@ -12,7 +12,7 @@ import pytest
 # The echo backends and the uvicorn runner are shared with tests/adapters.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))
 
-from adapters_support import dead_url, echo_app, routing_config, serve_asgi  # noqa: E402
+from adapters_support import dead_url, echo_app, routing_config, serve_asgi
 
 
 @pytest.fixture(scope="session")

@@ -140,28 +140,30 @@ def test_a_stopped_backend_costs_a_first_byte_timeout_then_traffic_routes_away(
     events: list[HealthEvent] = []
     router.events.subscribe(lambda e: events.append(e) if isinstance(e, HealthEvent) else None)
     recorder = Recorder(SelectorsProxy(router))
-    with serve_asgi(recorder, lifespan="on", proxy=True) as base:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            before = {app: served_by(client, app) for app in APPS}
-            victim = three[2]
-            moved = [app for app in APPS if before[app] == victim.name]
-            assert len(moved) >= 2
-            victim.stop()
-            recorder.records.clear()
-            # In flight to the stopped backend: answered by the next replica
-            # after the first-byte timeout.
-            for app in moved[:2]:
-                assert served_by(client, app) != victim.name
-            assert [(r["attempts"], r["failover"]) for r in recorder.records] == [(2, True)] * 2
-            # Two consecutive failures ejected it: new requests go elsewhere at once.
-            assert [e.endpoint_id for e in events if not e.healthy] == [victim.name]
-            assert events[-1].reason == "outlier"
-            recorder.records.clear()
-            for app in moved:
-                assert served_by(client, app) != victim.name
-            assert {r["attempts"] for r in recorder.records} == {1}
-            # Keys of the other backends never moved.
-            for app in APPS:
-                if app not in moved:
-                    assert served_by(client, app) == before[app]
-            victim.cont()
+    with (
+        serve_asgi(recorder, lifespan="on", proxy=True) as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        before = {app: served_by(client, app) for app in APPS}
+        victim = three[2]
+        moved = [app for app in APPS if before[app] == victim.name]
+        assert len(moved) >= 2
+        victim.stop()
+        recorder.records.clear()
+        # In flight to the stopped backend: answered by the next replica
+        # after the first-byte timeout.
+        for app in moved[:2]:
+            assert served_by(client, app) != victim.name
+        assert [(r["attempts"], r["failover"]) for r in recorder.records] == [(2, True)] * 2
+        # Two consecutive failures ejected it: new requests go elsewhere at once.
+        assert [e.endpoint_id for e in events if not e.healthy] == [victim.name]
+        assert events[-1].reason == "outlier"
+        recorder.records.clear()
+        for app in moved:
+            assert served_by(client, app) != victim.name
+        assert {r["attempts"] for r in recorder.records} == {1}
+        # Keys of the other backends never moved.
+        for app in APPS:
+            if app not in moved:
+                assert served_by(client, app) == before[app]
+        victim.cont()

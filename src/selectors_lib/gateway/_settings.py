@@ -178,7 +178,9 @@ def parse_gateway_settings(
             check.integer(data["max_connections"], f"{path}.max_connections", 1, 100_000)
             or max_connections
         )
-    keepalive = _seconds(check, data, "keepalive_timeout", path, GatewaySettings().keepalive_timeout)
+    keepalive = _seconds(
+        check, data, "keepalive_timeout", path, GatewaySettings().keepalive_timeout
+    )
     outlier = _outlier(check, data.get("outlier"), f"{path}.outlier")
     routes: list[tuple[str, RouteSettings]] = []
     if "routes" in data:

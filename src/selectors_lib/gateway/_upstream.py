@@ -51,6 +51,11 @@ class ClientGone(Exception):
     """The client disconnected; the upstream exchange is abandoned."""
 
 
+def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name.lower() for name, _ in headers}
+    return b"transfer-encoding" in names and b"content-length" in names
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -63,6 +68,11 @@ class Connection(asyncio.Protocol):
         self._loop = loop
         self.transport: asyncio.Transport | None = None
         self._parser: Any = httptools.HttpResponseParser(self)
+        if hasattr(self._parser, "set_dangerous_leniencies"):
+            # Transfer-Encoding beside Content-Length: RFC 9112 section 6.3 lets
+            # an intermediary go on with the chunked framing (the length is
+            # dropped on the way out, and the connection not reused).
+            self._parser.set_dangerous_leniencies(lenient_chunked_length=True)
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -135,7 +145,9 @@ class Connection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
-        self.keep_alive = bool(self._parser.should_keep_alive())
+        self.keep_alive = bool(self._parser.should_keep_alive()) and not _both_framings(
+            self.headers
+        )
         if self._head_only:
             # A response to HEAD has no body whatever its Content-Length says;
             # the parser cannot know, so the connection is not reused.
