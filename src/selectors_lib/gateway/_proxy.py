@@ -511,6 +511,19 @@ class SelectorsProxy:
             except BaseException:
                 pool.release(conn)
                 raise
+            if not conn.complete and method in IDEMPOTENT and body.replayable:
+                # Nothing went to the client yet: an upstream that dies between
+                # its head and its body can still be replaced by another replica.
+                try:
+                    await conn.body_started(settings.first_byte_timeout)
+                except TimeoutError:
+                    pass  # a slow stream, not a failure: its head goes out as is
+                except (UpstreamClosed, UpstreamProtocolError, OSError) as exc:
+                    pool.release(conn)
+                    raise _Failed(Failure.RESET, f"closed before its body: {exc}") from exc
+                except BaseException:
+                    pool.release(conn)
+                    raise
             return conn
 
     async def _send_request(

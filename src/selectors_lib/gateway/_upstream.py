@@ -235,6 +235,19 @@ class Connection(asyncio.Protocol):
                 raise self.error
             await self._wait(timeout)
 
+    async def body_started(self, timeout: float) -> None:
+        """Wait until the body's first bytes (or its end) arrived.
+
+        Raises:
+            TimeoutError: Nothing more arrived in time.
+            UpstreamClosed, UpstreamProtocolError, ClientGone: As for
+                :meth:`response_head`.
+        """
+        while not self._body and not self.complete:
+            if self.error is not None:
+                raise self.error
+            await self._wait(timeout)
+
     def take_body(self) -> bytes:
         """Every body byte buffered so far."""
         body = self._body
