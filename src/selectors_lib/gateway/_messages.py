@@ -6,6 +6,7 @@ parser, so nothing is decoded and re-encoded on the way through. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -42,6 +43,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
         b"upgrade",
     }
 )
+_LENGTH = frozenset({b"content-length"})
+_NOTHING: frozenset[bytes] = frozenset()
 # At most this many X-Forwarded-For entries are relayed, the last ones (the
 # nearest hops): the rebuilt headers stay bounded whatever a client sends.
 _MAX_FORWARDED_HOPS = 32
@@ -73,16 +76,12 @@ class UpstreamTarget:
         self.base_path = parts.path.rstrip("/").encode("ascii", "strict")
 
 
-def _lower(name: bytes) -> bytes:
-    return name.lower() if any(65 <= c <= 90 for c in name) else name
-
-
 def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """Every option the ``Connection`` fields name, lowercased (no limit: linear anyway)."""
     return frozenset(
         token
         for name, value in headers
-        if _lower(name) == b"connection"
+        if name.lower() == b"connection"
         for part in value.split(b",")
         if (token := part.strip().lower())
     )
@@ -98,10 +97,12 @@ def strip_hop_by_hop(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[byt
     Returns:
         The remaining pairs, names lowercased, in order.
     """
-    pairs = [(_lower(n), v) for n, v in headers]
+    pairs = [(n.lower(), v) for n, v in headers]
     remove = HOP_BY_HOP | drop
-    if any(n == b"connection" for n, _ in pairs):
-        remove = remove | connection_tokens(pairs)
+    for name, _ in pairs:
+        if name == b"connection":
+            remove = remove | connection_tokens(pairs)
+            break
     return [(n, v) for n, v in pairs if n not in remove]
 
 
@@ -126,7 +127,8 @@ def upstream_path(target: UpstreamTarget, scope: Scope) -> bytes:
         encoded_root = urllib.parse.quote(root, safe="/").encode("ascii")
         if raw.startswith(encoded_root):
             raw = raw[len(encoded_root) :] or b"/"
-    if has_dot_segment(raw):
+    # Most paths hold neither a dot nor an escape: they skip the full check.
+    if (b"." in raw or b"%" in raw or b"\\" in raw) and has_dot_segment(raw):
         raise BadRequest("dot segment in request path")
     if not raw.startswith(b"/"):
         raw = b"/" + raw
@@ -153,9 +155,11 @@ def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     was present (RFC 9112 section 6.3: the chunked framing wins, and the
     server in front re-frames the body).
     """
-    pairs = [(_lower(n), v) for n, v in headers]
-    chunked = any(n == b"transfer-encoding" for n, _ in pairs)
-    return strip_hop_by_hop(pairs, frozenset({b"content-length"}) if chunked else frozenset())
+    pairs = [(n.lower(), v) for n, v in headers]
+    for name, _ in pairs:
+        if name == b"transfer-encoding":
+            return strip_hop_by_hop(pairs, _LENGTH)
+    return strip_hop_by_hop(pairs, _NOTHING)
 
 
 def rewrite_location(value: bytes, target: UpstreamTarget, scope: Scope) -> bytes:
@@ -186,9 +190,12 @@ def rewrite_location(value: bytes, target: UpstreamTarget, scope: Scope) -> byte
     return scheme + b"://" + host + root + (rest or b"/")
 
 
+_TOKEN = re.compile(r"[0-9A-Za-z!#$%&'*+\-.^_`|~]+")
+
+
 def _quoted(value: str) -> str:
     """An RFC 7239 value: a token as is, anything else as a quoted-string."""
-    if value and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in value):
+    if _TOKEN.fullmatch(value):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'

@@ -21,7 +21,7 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import NoEndpointError, SelectorsError
 from selectors_lib._events import SelectEvent
 from selectors_lib._headers import USER_HEADER, HeaderMapping
-from selectors_lib._pool import Endpoint
+from selectors_lib._pool import Endpoint, Pick, PoolState
 from selectors_lib._proxy_common import (
     CRITERIA_KEY,
     DECISION_KEY,
@@ -29,16 +29,17 @@ from selectors_lib._proxy_common import (
     debug_value,
     user_name,
 )
-from selectors_lib._router import Decision, Router
+from selectors_lib._router import Decision, Router, Rule
 
 from ._lifespan import HealthLifespan
 from ._messages import (
+    HOP_BY_HOP,
     BadRequest,
     UpstreamTarget,
+    connection_tokens,
     forwarded_headers,
     response_headers,
     rewrite_location,
-    strip_hop_by_hop,
     upstream_path,
 )
 from ._outlier import OutlierDetector
@@ -68,7 +69,7 @@ _FORWARDING = frozenset(
 )
 # The gateway frames every request body itself; expect: the server in front
 # already answered 100-continue.
-_REQUEST_DROP = frozenset({b"host", b"expect", b"content-length"})
+_DROPPED = HOP_BY_HOP | frozenset({b"host", b"expect", b"content-length"})
 _DEFAULT_SETTINGS = GatewaySettings()
 _NO_ENDPOINT = "no endpoint for this request: it lacks the routing key this route requires\n"
 _STATUS = {
@@ -77,6 +78,9 @@ _STATUS = {
     Failure.PROTOCOL: (502, "bad gateway: the upstream's answer was not valid HTTP\n"),
     Failure.TIMEOUT: (504, "gateway timeout: the upstream did not answer in time\n"),
 }
+# Routing decisions kept, by the header values routing reads (and the user).
+_DECISIONS = 4096
+_DECISION_BYTES = 1024
 _POOL_FULL = (503, "service unavailable: every connection to the upstream is busy\n")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Request bodies up to this size are read whole before the first attempt, so
@@ -98,6 +102,12 @@ class _Failed(Exception):
         self.kind = kind
         self.count = count
         self.full = full
+
+
+def _small(pairs: tuple[tuple[bytes, bytes], ...]) -> bool:
+    # Only keys of ordinary size are cached: the cache's memory stays bounded
+    # whatever clients send.
+    return sum(len(value) for _, value in pairs) <= _DECISION_BYTES
 
 
 def _canonical(name: bytes) -> bytes:
@@ -216,6 +226,11 @@ class SelectorsProxy:
             }
             replaced.add(_ORIGIN_HEADER)
         self._replaced = frozenset(replaced)
+        self._decisions: dict[tuple[Any, ...], tuple[int, Criteria, Rule, PoolState, Pick]] = {}
+        # Only the headers the mapping reads are decoded for routing.
+        wanted = {h for h, _ in self.mapping.fields} | set(self.mapping.attributes)
+        wanted |= {USER_HEADER, "x-ratelimit-app"}
+        self._wanted = frozenset(h.lower().encode("latin-1") for h in wanted)
 
     # -- ASGI --------------------------------------------------------------------------
 
@@ -348,24 +363,23 @@ class SelectorsProxy:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.router
         authenticated = self.user(scope)
-        criteria = self.mapping.criteria(scope.get("headers") or (), user=authenticated)
-        started = time.perf_counter()
+        observed = bool(router.events.observers)
+        started = time.perf_counter() if observed else 0.0
         decision: Decision | None = None
         try:
-            rule, state = router.route(criteria)
+            criteria, rule, state, pick = self._decide(scope, authenticated)
             if self.explain:
                 decision = router.explain(criteria)
                 endpoint, key, key_source = decision.endpoint, decision.key, decision.key_source
                 moved = decision.failover
             else:
-                pick = state.explain(criteria)
                 endpoint, key, key_source = pick.endpoint, pick.key, pick.key_source
                 moved = pick.first_choice not in (None, pick.endpoint)
         except NoEndpointError as exc:
             _log.info("no endpoint: %s", exc)
             await _plain(send, 503, _NO_ENDPOINT, [])
             return
-        if router.events.observers:
+        if observed:
             router.events.emit(
                 SelectEvent(
                     rule.name, endpoint.id, moved, state.panic, time.perf_counter() - started
@@ -386,7 +400,7 @@ class SelectorsProxy:
             extra.append((self.debug_header, debug_value(endpoint, decision).encode("latin-1")))
         settings = self._route_settings(rule.name)
         try:
-            upstream_path(self._pool(endpoint).target, scope)
+            path = upstream_path(self._pool(endpoint).target, scope)
         except (BadRequest, UnicodeError, ValueError) as exc:
             await _plain(send, 400, f"bad request: {exc}\n", extra)
             return
@@ -411,7 +425,9 @@ class SelectorsProxy:
             tried.append(endpoint.id)
             record["endpoint"] = endpoint.id
             try:
-                conn = await self._exchange(endpoint, scope, method, headers, body_state, settings)
+                if record["attempts"] > 1:
+                    path = upstream_path(self._pool(endpoint).target, scope)
+                conn = await self._exchange(endpoint, path, method, headers, body_state, settings)
             except ClientGone:
                 return
             except _Failed as failed:
@@ -453,6 +469,37 @@ class SelectorsProxy:
             extra = [(self.debug_header, debug_value(endpoint, decision).encode("latin-1"))]
         await self._respond(conn, endpoint, scope, receive, send, settings, extra)
 
+    def _decide(self, scope: Scope, user: str | None) -> tuple[Criteria, Rule, PoolState, Pick]:
+        """Criteria, rule, pool state and pick: cached by the headers routing reads.
+
+        Building criteria and walking the rules cost more than the rest of
+        the proxy's own work; requests of one user repeat the same few header
+        values, so both are kept per distinct value set (bounded, oldest out)
+        and the pick is reused while the router's snapshot is the same.
+
+        Raises:
+            NoEndpointError: The winning pool rejects requests without a key.
+        """
+        wanted = self._wanted
+        pairs = tuple([(n, v) for n, v in scope.get("headers") or () if n.lower() in wanted])
+        cache_key = (user, pairs)
+        generation = self.router.generation
+        cache = self._decisions
+        hit = cache.get(cache_key)
+        if hit is not None:
+            if hit[0] == generation:
+                return hit[1], hit[2], hit[3], hit[4]
+            criteria = hit[1]
+        else:
+            criteria = self.mapping.criteria(pairs, user=user)
+        rule, state = self.router.route(criteria)
+        pick = state.explain(criteria)
+        if state.deterministic and _small(pairs):
+            if hit is None and len(cache) >= _DECISIONS:
+                del cache[next(iter(cache))]
+            cache[cache_key] = (generation, criteria, rule, state, pick)
+        return criteria, rule, state, pick
+
     def _next(self, criteria: Criteria, key: str | None, tried: list[str]) -> Endpoint | None:
         # Health as of now: a replica ejected since the first try goes last.
         _, state = self.router.route(criteria)
@@ -464,17 +511,13 @@ class SelectorsProxy:
     async def _exchange(
         self,
         endpoint: Endpoint,
-        scope: Scope,
+        path: bytes,
         method: str,
         headers: Headers,
         body: _Body,
         settings: RouteSettings,
     ) -> Connection:
         pool = self._pool(endpoint)
-        try:
-            path = upstream_path(pool.target, scope)
-        except (BadRequest, UnicodeError, ValueError) as exc:  # pragma: no cover - checked first
-            raise _Failed(Failure.PROTOCOL, str(exc), count=False) from exc
         while True:
             try:
                 conn = await pool.acquire(settings.connect_timeout)
@@ -623,17 +666,37 @@ class SelectorsProxy:
     def _request_headers(
         self, scope: Scope, criteria: Criteria, authenticated: str | None
     ) -> Headers:
-        raw: Headers = list(scope.get("headers") or ())
-        host = next((v for n, v in raw if n.lower() == b"host"), None)
-        if not self.underscore_headers:
-            # As nginx and gunicorn do by default: a WSGI/CGI backend reads
-            # X_Spinnaker_User as X-Spinnaker-User, so such names are dropped.
-            raw = [(n, v) for n, v in raw if b"_" not in n]
-        kept = strip_hop_by_hop(raw, _REQUEST_DROP)
+        # One pass over the client's headers: this runs on every request.
+        kept: Headers = []
+        previous: list[bytes] = []
+        options: list[bytes] = []
+        host: bytes | None = None
         replaced = self._replaced
-        previous = [v for n, v in kept if _canonical(n) == b"x-forwarded-for"]
-        if replaced:
-            kept = [(n, v) for n, v in kept if _canonical(n) not in replaced]
+        underscores = self.underscore_headers
+        for raw_name, value in scope.get("headers") or ():
+            name = raw_name.lower()
+            if name in _DROPPED:
+                if name == b"host" and host is None:
+                    host = value
+                elif name == b"connection":
+                    options.append(value)
+                continue
+            if b"_" in name:
+                if not underscores:
+                    # As nginx and gunicorn do by default: a WSGI/CGI backend
+                    # reads X_Spinnaker_User as X-Spinnaker-User.
+                    continue
+                canonical = name.replace(b"_", b"-")
+            else:
+                canonical = name
+            if canonical == b"x-forwarded-for":
+                previous.append(value)
+            if canonical in replaced:
+                continue
+            kept.append((name, value))
+        if options:
+            named = connection_tokens((b"connection", v) for v in options)
+            kept = [(n, v) for n, v in kept if n not in named]
         if self.forwarded:
             kept.extend(forwarded_headers(scope, previous, host))
         if self.mapping.gate_origin and criteria.origin is not None:
