@@ -226,6 +226,7 @@ class SelectorsProxy:
             }
             replaced.add(_ORIGIN_HEADER)
         self._replaced = frozenset(replaced)
+        self._forwarding: dict[tuple[Any, ...], Headers] = {}
         self._decisions: dict[tuple[Any, ...], tuple[int, Criteria, Rule, PoolState, Pick]] = {}
         # Only the headers the mapping reads are decoded for routing.
         wanted = {h for h, _ in self.mapping.fields} | set(self.mapping.attributes)
@@ -698,7 +699,20 @@ class SelectorsProxy:
             named = connection_tokens((b"connection", v) for v in options)
             kept = [(n, v) for n, v in kept if n not in named]
         if self.forwarded:
-            kept.extend(forwarded_headers(scope, previous, host))
+            if previous:
+                kept.extend(forwarded_headers(scope, previous, host))
+            else:
+                # Without a client chain they depend on few facts, which repeat.
+                client = scope.get("client")
+                facts = (client[0] if client else None, host, scope.get("scheme"))
+                cached = self._forwarding.get(facts)
+                if cached is None:
+                    cached = forwarded_headers(scope, previous, host)
+                    if len(self._forwarding) >= _DECISIONS:
+                        self._forwarding.clear()
+                    if host is not None or not scope.get("server"):
+                        self._forwarding[facts] = cached
+                kept.extend(cached)
         if self.mapping.gate_origin and criteria.origin is not None:
             kept.append((_ORIGIN_HEADER, criteria.origin.encode("latin-1", "replace")))
         if self.user_header is not None:
