@@ -270,3 +270,40 @@ def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
     assert sent[0]["type"] == "websocket.http.response.start"
     assert sent[0]["status"] == 501
     assert b"not proxied" in sent[1]["body"]
+
+
+def test_served_as_in_production_with_uvloop_and_httptools(backends: dict[str, str]) -> None:
+    # uvloop's transports are not asyncio's classes: the upstream client must
+    # not care (the benchmark's setup, and `selectors-lib serve`'s).
+    import threading
+
+    import uvicorn
+
+    proxy = SelectorsProxy(load_router(routing_config(backends)))
+    config = uvicorn.Config(
+        proxy,
+        host="127.0.0.1",
+        port=0,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="critical",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            threading.Event().wait(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            for _ in range(3):  # the second and third reuse the pooled connection
+                body = c.get("/x", headers={"X-Spinnaker-Application": "keel"}).json()
+                assert (body["backend"], body["path"]) == ("ro-1", "/base/x")
+            with c.stream("GET", "/stream?n=50") as response:
+                assert len([line for line in response.iter_lines() if line]) == 50
+    finally:
+        server.should_exit = True
+        thread.join(10)
