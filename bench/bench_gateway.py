@@ -23,6 +23,7 @@ Usage: python bench/bench_gateway.py [--quick]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -35,6 +36,13 @@ from pathlib import Path
 from typing import Any
 
 KEYS = 1000
+ISOLATION = """
+endpoints: {slow: "%(slow)s", fast: "%(fast)s"}
+routes:
+  - {name: slow, match: {application: slow}, target: slow}
+  - {name: fast, default: true, target: fast}
+gateway: {max_connections: 100, connect_timeout: 30, first_byte_timeout: 30}
+"""
 ROUTES = """
 endpoints: {e1: "%(url)s", e2: "%(url)s/", e3: "%(url)s//"}
 routes:
@@ -83,6 +91,15 @@ http {
 async def backend_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
+    if scope["path"] == "/drip":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(600):
+            await send({"type": "http.response.body", "body": b"x\n", "more_body": True})
+            await asyncio.sleep(0.1)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(20)
     body = b'{"ok": true}'
     await send(
         {
@@ -177,7 +194,17 @@ def serve(kind: str, port: int, backend: str | None) -> None:
         app: Any = backend_app
     else:
         routes = ROUTES % {"url": backend}
-        if kind == "gateway":
+        if kind == "isolation":
+            import yaml
+
+            from selectors_lib import load_router
+            from selectors_lib.gateway import SelectorsProxy
+
+            slow, fast = backend.split(",") if backend else ("", "")
+            app = SelectorsProxy(
+                load_router(yaml.safe_load(ISOLATION % {"slow": slow, "fast": fast}))
+            )
+        elif kind == "gateway":
             import yaml
 
             from selectors_lib import load_router
@@ -280,6 +307,60 @@ def measure(
             process.wait(10)
 
 
+def isolation(me: list[str], samples: int) -> None:
+    """Latency to a healthy backend while another has 105 abandoned streams and 150 slow requests."""
+    ports = [free_port() for _ in range(3)]
+    slow = start([*me, "backend", str(ports[0])])
+    fast = start([*me, "backend", str(ports[1])])
+    urls = ",".join(f"http://127.0.0.1:{p}" for p in ports[:2])
+    proxy = start([*me, "isolation", str(ports[2]), urls])
+    held: list[socket.socket] = []
+    try:
+        for port, process in zip(ports, (slow, fast, proxy), strict=True):
+            wait_listening(port, process)
+
+        def request(path: str, app: str) -> socket.socket:
+            sock = socket.create_connection(("127.0.0.1", ports[2]), timeout=30)
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: gw\r\nX-Spinnaker-Application: {app}\r\n\r\n".encode()
+            )
+            return sock
+
+        def timed_fast() -> float:
+            began = time.perf_counter()
+            sock = request("/x", "fast")
+            reply = sock.recv(65536)
+            elapsed = time.perf_counter() - began
+            sock.close()
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:40]
+            return elapsed
+
+        calm = sorted(timed_fast() for _ in range(samples))
+        for _ in range(105):
+            sock = request("/drip", "slow")
+            sock.recv(1024)
+            sock.close()  # abandoned after the response's head
+        held.extend(request("/slow", "slow") for _ in range(150))
+        time.sleep(0.5)
+        loaded = sorted(timed_fast() for _ in range(samples))
+    finally:
+        for sock in held:
+            sock.close()
+        for process in (proxy, slow, fast):
+            # Killed: the slow backend's requests would hold a graceful exit.
+            process.kill()
+            process.wait(10)
+
+    def show(values: list[float]) -> str:
+        return f"median {values[len(values) // 2] * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
+
+    print(f"\nisolation: a request to a healthy backend ({samples} samples, one at a time)")
+    print(f"  alone:                                            {show(calm)}")
+    print(f"  105 abandoned streams + 150 slow on another:      {show(loaded)}")
+    verdict = "met" if loaded[-1] <= 0.1 else "NOT met"
+    print(f"  target <= 100 ms: {verdict} (max {loaded[-1] * 1e3:.1f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
@@ -329,6 +410,7 @@ def main() -> None:
         finally:
             backend.terminate()
             backend.wait(10)
+    isolation(me, 20 if options.quick else 100)
     nginx = next((r for r in results if r["name"] == "nginx"), None)
     print(
         f"\nwrk -t1 -c16 -d{seconds}s, {KEYS} rotating keys, one uvicorn worker"

@@ -78,6 +78,9 @@ _STATUS = {
     Failure.PROTOCOL: (502, "bad gateway: the upstream's answer was not valid HTTP\n"),
     Failure.TIMEOUT: (504, "gateway timeout: the upstream did not answer in time\n"),
 }
+# Seconds an upstream may take to answer before the proxy listens for the
+# client's disconnect (most answers come sooner and never pay for it).
+_WATCH_AFTER = 0.05
 # Routing decisions kept, by the header values routing reads (and the user).
 _DECISIONS = 4096
 _DECISION_BYTES = 1024
@@ -468,7 +471,10 @@ class SelectorsProxy:
                 detector.success(endpoint.id)
         if record["failover"] and self.debug_header is not None:
             extra = [(self.debug_header, debug_value(endpoint, decision).encode("latin-1"))]
-        await self._respond(conn, endpoint, scope, receive, send, settings, extra)
+        try:
+            await self._respond(conn, endpoint, scope, body_state, send, settings, extra)
+        finally:
+            body_state.unwatch()
 
     def _decide(self, scope: Scope, user: str | None) -> tuple[Criteria, Rule, PoolState, Pick]:
         """Criteria, rule, pool state and pick: cached by the headers routing reads.
@@ -529,7 +535,7 @@ class SelectorsProxy:
             reused = conn.uses > 0
             try:
                 await self._send_request(conn, pool, method, path, headers, body)
-                await conn.response_head(settings.first_byte_timeout)
+                await self._response_head(conn, body, settings.first_byte_timeout)
             except ClientGone:
                 pool.release(conn)
                 raise
@@ -606,12 +612,27 @@ class SelectorsProxy:
         if chunked:
             await conn.write(b"0\r\n\r\n")
 
+    @staticmethod
+    async def _response_head(conn: Connection, body: _Body, timeout: float) -> None:
+        # Most answers come at once; only a request still waiting after a
+        # moment pays for a listener, so a client that leaves while its
+        # upstream is slow frees the connection at once, not at the timeout.
+        early = min(_WATCH_AFTER, timeout)
+        try:
+            await conn.response_head(early)
+            return
+        except TimeoutError:
+            if timeout <= early:
+                raise
+        body.watch(conn)
+        await conn.response_head(timeout - early)
+
     async def _respond(
         self,
         conn: Connection,
         endpoint: Endpoint,
         scope: Scope,
-        receive: Receive,
+        body: _Body,
         send: Send,
         settings: RouteSettings,
         extra: Headers,
@@ -627,21 +648,14 @@ class SelectorsProxy:
             headers.extend(extra)
         start = {"type": "http.response.start", "status": conn.status, "headers": headers}
         if conn.complete:
-            # The usual small answer: all there, one body message, no watcher.
-            body = conn.take_body()
+            # The usual small answer: all there, one body message.
+            data = conn.take_body()
+            body.unwatch()
             pool.release(conn)
             await send(start)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await send({"type": "http.response.body", "body": data, "more_body": False})
             return
-        watcher = asyncio.ensure_future(receive())
-
-        def client_left(task: asyncio.Future[Message]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return
-            if task.result().get("type") == "http.disconnect":
-                conn.client_gone()
-
-        watcher.add_done_callback(client_left)
+        body.watch(conn)
         try:
             await send(start)
             while True:
@@ -657,8 +671,7 @@ class SelectorsProxy:
                 detector.failure(endpoint.id, f"mid-response: {exc!r}")
             raise UpstreamError(f"upstream {endpoint.id} failed mid-response: {exc!r}") from exc
         finally:
-            watcher.remove_done_callback(client_left)
-            watcher.cancel()
+            body.unwatch()
             pool.release(conn)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -742,7 +755,16 @@ class SelectorsProxy:
 class _Body:
     """The request body: whole when it came in one message, else streamed once."""
 
-    __slots__ = ("_first", "_receive", "consumed", "data", "declared_length", "streaming")
+    __slots__ = (
+        "_first",
+        "_receive",
+        "_watched",
+        "_watcher",
+        "consumed",
+        "data",
+        "declared_length",
+        "streaming",
+    )
 
     def __init__(self, first: Message, receive: Receive) -> None:
         self._first = first
@@ -751,6 +773,37 @@ class _Body:
         self.streaming: bool = bool(first.get("more_body", False))
         self.consumed = False
         self.declared_length: bytes | None = None
+        self._watcher: asyncio.Future[Message] | None = None
+        self._watched: Connection | None = None
+
+    def watch(self, conn: Connection) -> None:
+        """Abandon ``conn``'s exchange as soon as the client disconnects.
+
+        Only once the whole body was read (receive() then waits for the
+        disconnect); one listener per request, moved to each connection.
+        """
+        self._watched = conn
+        if self._watcher is None:
+            watcher = asyncio.ensure_future(self._receive())
+            watcher.add_done_callback(self._client_left)
+            self._watcher = watcher
+        elif self._watcher.done():
+            self._client_left(self._watcher)
+
+    def _client_left(self, task: asyncio.Future[Message]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        conn = self._watched
+        if conn is not None and task.result().get("type") == "http.disconnect":
+            conn.client_gone()
+
+    def unwatch(self) -> None:
+        """Stop listening (the response is complete)."""
+        self._watched = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.remove_done_callback(self._client_left)
+            watcher.cancel()
 
     async def buffer(self, limit: int) -> None:
         """Read the body whole if it ends within ``limit`` bytes (else keep what came)."""
