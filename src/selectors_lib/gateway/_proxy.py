@@ -11,7 +11,6 @@ configuration's health monitor runs with the ASGI lifespan.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -20,8 +19,8 @@ from typing import Any
 from selectors_lib._criteria import Criteria
 from selectors_lib._errors import NoEndpointError, SelectorsError
 from selectors_lib._events import SelectEvent
-from selectors_lib._headers import USER_HEADER, HeaderMapping
-from selectors_lib._pool import Endpoint, Pick, PoolState
+from selectors_lib._headers import HeaderMapping
+from selectors_lib._pool import Endpoint
 from selectors_lib._proxy_common import (
     CRITERIA_KEY,
     DECISION_KEY,
@@ -29,22 +28,17 @@ from selectors_lib._proxy_common import (
     debug_value,
     user_name,
 )
-from selectors_lib._router import Decision, Router, Rule
+from selectors_lib._router import Decision, Router
 
+from ._attempt import AttemptFailed, exchange
+from ._body import REPLAY_LIMIT, RequestBody
+from ._forwarding import RequestHeaders
 from ._lifespan import HealthLifespan
-from ._messages import (
-    HOP_BY_HOP,
-    BadRequest,
-    UpstreamTarget,
-    connection_tokens,
-    forwarded_headers,
-    response_headers,
-    rewrite_location,
-    upstream_path,
-)
+from ._messages import BadRequest, UpstreamTarget, response_headers, rewrite_location, upstream_path
 from ._outlier import OutlierDetector
-from ._pool import ConnectFailed, EndpointPool, PoolFull
-from ._retry import IDEMPOTENT, Failure, RetryBudget, retryable
+from ._pool import EndpointPool
+from ._retry import Failure, RetryBudget, retryable
+from ._routing import Decisions
 from ._settings import GatewaySettings, RetrySettings, RouteSettings
 from ._upstream import ClientGone, Connection, UpstreamClosed, UpstreamProtocolError, require
 
@@ -61,15 +55,6 @@ Headers = list[tuple[bytes, bytes]]
 RECORD_KEY = "selectors_lib"
 
 _log = logging.getLogger("selectors_lib")
-_USER_HEADER_BYTES = USER_HEADER.encode("ascii")
-#: Where Spinnaker services read the origin (Gate sets it; it derives deck/api).
-_ORIGIN_HEADER = b"x-spinnaker-user-origin"
-_FORWARDING = frozenset(
-    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
-)
-# The gateway frames every request body itself; expect: the server in front
-# already answered 100-continue.
-_DROPPED = HOP_BY_HOP | frozenset({b"host", b"expect", b"content-length"})
 _DEFAULT_SETTINGS = GatewaySettings()
 _NO_ENDPOINT = "no endpoint for this request: it lacks the routing key this route requires\n"
 _STATUS = {
@@ -78,17 +63,7 @@ _STATUS = {
     Failure.PROTOCOL: (502, "bad gateway: the upstream's answer was not valid HTTP\n"),
     Failure.TIMEOUT: (504, "gateway timeout: the upstream did not answer in time\n"),
 }
-# Seconds an upstream may take to answer before the proxy listens for the
-# client's disconnect (most answers come sooner and never pay for it).
-_WATCH_AFTER = 0.05
-# Routing decisions kept, by the header values routing reads (and the user).
-_DECISIONS = 4096
-_DECISION_BYTES = 1024
 _POOL_FULL = (503, "service unavailable: every connection to the upstream is busy\n")
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Request bodies up to this size are read whole before the first attempt, so
-# that a retry can send them again; longer ones stream through once.
-_REPLAY_LIMIT = 64 * 1024
 
 
 class UpstreamError(SelectorsError, ConnectionError):
@@ -97,24 +72,6 @@ class UpstreamError(SelectorsError, ConnectionError):
     Raised out of :class:`SelectorsProxy` so the server drops the client
     connection instead of ending a truncated body as if it were complete.
     """
-
-
-class _Failed(Exception):
-    def __init__(self, kind: str, detail: str, *, count: bool = True, full: bool = False) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.count = count
-        self.full = full
-
-
-def _small(pairs: tuple[tuple[bytes, bytes], ...]) -> bool:
-    # Only keys of ordinary size are cached: the cache's memory stays bounded
-    # whatever clients send.
-    return sum(len(value) for _, value in pairs) <= _DECISION_BYTES
-
-
-def _canonical(name: bytes) -> bytes:
-    return name.lower().replace(b"_", b"-")
 
 
 async def _plain(send: Send, status: int, text: str, extra: Headers) -> None:
@@ -220,21 +177,13 @@ class SelectorsProxy:
         self._gateway: GatewaySettings = _DEFAULT_SETTINGS
         self._routes: dict[str, RouteSettings] = {}
         self._closed = False
-        replaced = set(_FORWARDING) if forwarded else set()
-        if self.user_header is not None:
-            replaced.add(_canonical(self.user_header))
-        if self.mapping.gate_origin:
-            replaced |= {
-                _canonical(h.encode("latin-1")) for h, f in self.mapping.fields if f == "origin"
-            }
-            replaced.add(_ORIGIN_HEADER)
-        self._replaced = frozenset(replaced)
-        self._forwarding: dict[tuple[Any, ...], Headers] = {}
-        self._decisions: dict[tuple[Any, ...], tuple[int, Criteria, Rule, PoolState, Pick]] = {}
-        # Only the headers the mapping reads are decoded for routing.
-        wanted = {h for h, _ in self.mapping.fields} | set(self.mapping.attributes)
-        wanted |= {USER_HEADER, "x-ratelimit-app"}
-        self._wanted = frozenset(h.lower().encode("latin-1") for h in wanted)
+        self._decisions = Decisions(router, self.mapping)
+        self._headers = RequestHeaders(
+            self.mapping,
+            forwarded=forwarded,
+            user_header=self.user_header,
+            underscore_headers=underscore_headers,
+        )
 
     # -- ASGI --------------------------------------------------------------------------
 
@@ -371,7 +320,7 @@ class SelectorsProxy:
         started = time.perf_counter() if observed else 0.0
         decision: Decision | None = None
         try:
-            criteria, rule, state, pick = self._decide(scope, authenticated)
+            criteria, rule, state, pick = self._decisions.decide(scope, authenticated)
             if self.explain:
                 decision = router.explain(criteria)
                 endpoint, key, key_source = decision.endpoint, decision.key, decision.key_source
@@ -412,16 +361,16 @@ class SelectorsProxy:
         if first["type"] == "http.disconnect":
             return
         method = str(scope.get("method", "GET"))
-        headers = self._request_headers(scope, criteria, authenticated)
+        headers = self._headers.build(scope, criteria, authenticated)
         budget = self._budget(rule.name, settings.retries)
         budget.deposit()
         detector = self._detector()
         tried: list[str] = []
-        body_state = _Body(first, receive)
+        body_state = RequestBody(first, receive)
         if body_state.streaming:
             body_state.declare(list(scope.get("headers") or ()))
             try:
-                await body_state.buffer(_REPLAY_LIMIT)
+                await body_state.buffer(REPLAY_LIMIT)
             except ClientGone:
                 return
         while True:
@@ -431,10 +380,12 @@ class SelectorsProxy:
             try:
                 if record["attempts"] > 1:
                     path = upstream_path(self._pool(endpoint).target, scope)
-                conn = await self._exchange(endpoint, path, method, headers, body_state, settings)
+                conn = await exchange(
+                    self._pool(endpoint), path, method, headers, body_state, settings
+                )
             except ClientGone:
                 return
-            except _Failed as failed:
+            except AttemptFailed as failed:
                 # Details go to the log: endpoint names and addresses are internal.
                 _log.warning(
                     "upstream %s (%s) failed (%s): %s",
@@ -451,7 +402,7 @@ class SelectorsProxy:
                     and retryable(failed.kind, method, body_state.replayable)
                     and not self._closed
                 ):
-                    following = self._next(criteria, key, tried)
+                    following = self._decisions.next_replica(criteria, key, tried)
                     if following is not None and not budget.withdraw():
                         _log.warning("retry budget of route %s spent", rule.name)
                         following = None
@@ -476,163 +427,12 @@ class SelectorsProxy:
         finally:
             body_state.unwatch()
 
-    def _decide(self, scope: Scope, user: str | None) -> tuple[Criteria, Rule, PoolState, Pick]:
-        """Criteria, rule, pool state and pick: cached by the headers routing reads.
-
-        Building criteria and walking the rules cost more than the rest of
-        the proxy's own work; requests of one user repeat the same few header
-        values, so both are kept per distinct value set (bounded, oldest out)
-        and the pick is reused while the router's snapshot is the same.
-
-        Raises:
-            NoEndpointError: The winning pool rejects requests without a key.
-        """
-        wanted = self._wanted
-        pairs = tuple([(n, v) for n, v in scope.get("headers") or () if n.lower() in wanted])
-        cache_key = (user, pairs)
-        generation = self.router.generation
-        cache = self._decisions
-        hit = cache.get(cache_key)
-        if hit is not None:
-            if hit[0] == generation:
-                return hit[1], hit[2], hit[3], hit[4]
-            criteria = hit[1]
-        else:
-            criteria = self.mapping.criteria(pairs, user=user)
-        rule, state = self.router.route(criteria)
-        pick = state.explain(criteria)
-        if state.deterministic and _small(pairs):
-            if hit is None and len(cache) >= _DECISIONS:
-                del cache[next(iter(cache))]
-            cache[cache_key] = (generation, criteria, rule, state, pick)
-        return criteria, rule, state, pick
-
-    def _next(self, criteria: Criteria, key: str | None, tried: list[str]) -> Endpoint | None:
-        # Health as of now: a replica ejected since the first try goes last.
-        _, state = self.router.route(criteria)
-        for candidate in state.failover_order(key):
-            if candidate.id not in tried:
-                return candidate
-        return None
-
-    async def _exchange(
-        self,
-        endpoint: Endpoint,
-        path: bytes,
-        method: str,
-        headers: Headers,
-        body: _Body,
-        settings: RouteSettings,
-    ) -> Connection:
-        pool = self._pool(endpoint)
-        while True:
-            try:
-                conn = await pool.acquire(settings.connect_timeout)
-            except PoolFull as exc:
-                raise _Failed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
-            except ConnectFailed as exc:
-                raise _Failed(Failure.NOT_SENT, str(exc)) from exc
-            reused = conn.uses > 0
-            try:
-                await self._send_request(conn, pool, method, path, headers, body)
-                await self._response_head(conn, body, settings.first_byte_timeout)
-            except ClientGone:
-                pool.release(conn)
-                raise
-            except TimeoutError as exc:
-                pool.release(conn)
-                kind = Failure.TIMEOUT if not conn.received else Failure.PROTOCOL
-                detail = f"no response within {settings.first_byte_timeout:g}s"
-                raise _Failed(kind, detail) from exc
-            except UpstreamProtocolError as exc:
-                pool.release(conn)
-                raise _Failed(Failure.PROTOCOL, str(exc)) from exc
-            except (UpstreamClosed, OSError) as exc:
-                pool.release(conn)
-                if conn.received:
-                    raise _Failed(Failure.PROTOCOL, str(exc) or type(exc).__name__) from exc
-                if reused and method in IDEMPOTENT and body.replayable:
-                    # The keep-alive race: the upstream closed an idle
-                    # connection as we reused it. Its other idle ones are as
-                    # suspect; a fresh connection says whether it is down.
-                    pool.drop_idle()
-                    continue
-                raise _Failed(Failure.RESET, str(exc) or type(exc).__name__) from exc
-            except BaseException:
-                pool.release(conn)
-                raise
-            if not conn.complete and method in IDEMPOTENT and body.replayable:
-                # Nothing went to the client yet: an upstream that dies between
-                # its head and its body can still be replaced by another replica.
-                try:
-                    await conn.body_started(settings.first_byte_timeout)
-                except TimeoutError:
-                    pass  # a slow stream, not a failure: its head goes out as is
-                except (UpstreamClosed, UpstreamProtocolError, OSError) as exc:
-                    pool.release(conn)
-                    raise _Failed(Failure.RESET, f"closed before its body: {exc}") from exc
-                except BaseException:
-                    pool.release(conn)
-                    raise
-            return conn
-
-    async def _send_request(
-        self,
-        conn: Connection,
-        pool: EndpointPool,
-        method: str,
-        path: bytes,
-        headers: Headers,
-        body: _Body,
-    ) -> None:
-        host = pool.target.host_header
-        parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", host]
-        for name, value in headers:
-            parts += (b"\r\n", name, b": ", value)
-        if not body.streaming:
-            data = body.data
-            if data or method in _BODY_METHODS:
-                parts += (b"\r\ncontent-length: ", str(len(data)).encode("ascii"))
-            parts.append(b"\r\n\r\n")
-            conn.start(b"".join(parts), data, head_only=method == "HEAD")
-            return
-        length = body.declared_length
-        chunked = length is None
-        if chunked:
-            parts.append(b"\r\ntransfer-encoding: chunked")
-        else:
-            parts += (b"\r\ncontent-length: ", length or b"0")
-        parts.append(b"\r\n\r\n")
-        conn.start(b"".join(parts), b"", head_only=method == "HEAD")
-        async for chunk in body.chunks():
-            if chunked:
-                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            else:
-                await conn.write(chunk)
-        if chunked:
-            await conn.write(b"0\r\n\r\n")
-
-    @staticmethod
-    async def _response_head(conn: Connection, body: _Body, timeout: float) -> None:
-        # Most answers come at once; only a request still waiting after a
-        # moment pays for a listener, so a client that leaves while its
-        # upstream is slow frees the connection at once, not at the timeout.
-        early = min(_WATCH_AFTER, timeout)
-        try:
-            await conn.response_head(early)
-            return
-        except TimeoutError:
-            if timeout <= early:
-                raise
-        body.watch(conn)
-        await conn.response_head(timeout - early)
-
     async def _respond(
         self,
         conn: Connection,
         endpoint: Endpoint,
         scope: Scope,
-        body: _Body,
+        body: RequestBody,
         send: Send,
         settings: RouteSettings,
         extra: Headers,
@@ -676,180 +476,6 @@ class SelectorsProxy:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # -- headers -----------------------------------------------------------------------
-
-    def _request_headers(
-        self, scope: Scope, criteria: Criteria, authenticated: str | None
-    ) -> Headers:
-        # One pass over the client's headers: this runs on every request.
-        kept: Headers = []
-        previous: list[bytes] = []
-        options: list[bytes] = []
-        host: bytes | None = None
-        replaced = self._replaced
-        underscores = self.underscore_headers
-        for raw_name, value in scope.get("headers") or ():
-            name = raw_name.lower()
-            if name in _DROPPED:
-                if name == b"host" and host is None:
-                    host = value
-                elif name == b"connection":
-                    options.append(value)
-                continue
-            if b"_" in name:
-                if not underscores:
-                    # As nginx and gunicorn do by default: a WSGI/CGI backend
-                    # reads X_Spinnaker_User as X-Spinnaker-User.
-                    continue
-                canonical = name.replace(b"_", b"-")
-            else:
-                canonical = name
-            if canonical == b"x-forwarded-for":
-                previous.append(value)
-            if canonical in replaced:
-                continue
-            kept.append((name, value))
-        if options:
-            named = connection_tokens((b"connection", v) for v in options)
-            kept = [(n, v) for n, v in kept if n not in named]
-        if self.forwarded:
-            if previous:
-                kept.extend(forwarded_headers(scope, previous, host))
-            else:
-                # Without a client chain they depend on few facts, which repeat.
-                client = scope.get("client")
-                facts = (client[0] if client else None, host, scope.get("scheme"))
-                cached = self._forwarding.get(facts)
-                if cached is None:
-                    cached = forwarded_headers(scope, previous, host)
-                    if len(self._forwarding) >= _DECISIONS:
-                        self._forwarding.clear()
-                    if host is not None or not scope.get("server"):
-                        self._forwarding[facts] = cached
-                kept.extend(cached)
-        if self.mapping.gate_origin and criteria.origin is not None:
-            kept.append((_ORIGIN_HEADER, criteria.origin.encode("latin-1", "replace")))
-        if self.user_header is not None:
-            value = self._forwarded_user(scope, authenticated, criteria)
-            if value:
-                kept.append((self.user_header, value))
-        return kept
-
-    def _forwarded_user(
-        self, scope: Scope, authenticated: str | None, criteria: Criteria
-    ) -> bytes | None:
-        """The user to pass on: the authenticated one, or the trusted header's own bytes."""
-        if authenticated is not None:
-            # A framework user is text: sent as UTF-8, unless it could not make
-            # a valid header value.
-            return authenticated.encode("utf-8") if authenticated.isprintable() else None
-        if criteria.authenticated_user is None:
-            return None
-        # Routed on the trusted header: forward what was received, byte for
-        # byte (decoding and re-encoding could turn latin-1 into UTF-8).
-        for name, value in scope.get("headers") or ():
-            if name.lower() == _USER_HEADER_BYTES:
-                return bytes(value)
-        return None  # pragma: no cover - the mapping found it
-
-
-class _Body:
-    """The request body: whole when it came in one message, else streamed once."""
-
-    __slots__ = (
-        "_first",
-        "_receive",
-        "_watched",
-        "_watcher",
-        "consumed",
-        "data",
-        "declared_length",
-        "streaming",
-    )
-
-    def __init__(self, first: Message, receive: Receive) -> None:
-        self._first = first
-        self._receive = receive
-        self.data: bytes = first.get("body", b"")
-        self.streaming: bool = bool(first.get("more_body", False))
-        self.consumed = False
-        self.declared_length: bytes | None = None
-        self._watcher: asyncio.Future[Message] | None = None
-        self._watched: Connection | None = None
-
-    def watch(self, conn: Connection) -> None:
-        """Abandon ``conn``'s exchange as soon as the client disconnects.
-
-        Only once the whole body was read (receive() then waits for the
-        disconnect); one listener per request, moved to each connection.
-        """
-        self._watched = conn
-        if self._watcher is None:
-            watcher = asyncio.ensure_future(self._receive())
-            watcher.add_done_callback(self._client_left)
-            self._watcher = watcher
-        elif self._watcher.done():
-            self._client_left(self._watcher)
-
-    def _client_left(self, task: asyncio.Future[Message]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return
-        conn = self._watched
-        if conn is not None and task.result().get("type") == "http.disconnect":
-            conn.client_gone()
-
-    def unwatch(self) -> None:
-        """Stop listening (the response is complete)."""
-        self._watched = None
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.remove_done_callback(self._client_left)
-            watcher.cancel()
-
-    async def buffer(self, limit: int) -> None:
-        """Read the body whole if it ends within ``limit`` bytes (else keep what came)."""
-        parts = [self.data]
-        size = len(self.data)
-        message = self._first
-        while message.get("more_body", False) and size <= limit:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            parts.append(chunk)
-            size += len(chunk)
-        data = b"".join(parts)
-        if message.get("more_body", False):
-            # Too long to keep: stream it, starting with what was read.
-            self._first = {"type": "http.request", "body": data, "more_body": True}
-        else:
-            self.data, self.streaming = data, False
-
-    @property
-    def replayable(self) -> bool:
-        """Whether the body can still be sent to another replica."""
-        return not self.consumed
-
-    def declare(self, headers: Headers) -> None:
-        """Remember the client's ``Content-Length`` (kept when it sent no chunked body)."""
-        if any(n == b"transfer-encoding" for n, _ in headers):
-            return
-        for name, value in headers:
-            if name == b"content-length" and value.strip().isdigit():
-                self.declared_length = value.strip()
-
-    async def chunks(self) -> Any:
-        """The body as it arrives (once)."""
-        self.consumed = True
-        message = self._first
-        while True:
-            chunk = message.get("body", b"")
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
 
 
 def _scope_user(scope: Scope) -> str | None:
