@@ -307,3 +307,27 @@ def test_served_as_in_production_with_uvloop_and_httptools(backends: dict[str, s
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_reload_applies_new_settings_and_closes_pools_of_removed_endpoints(
+    backends: dict[str, str],
+) -> None:
+    config = routing_config(backends)
+    router = load_router(config)
+    proxy = SelectorsProxy(router)
+    keel = {"X-Spinnaker-Application": "keel"}
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
+        assert c.get(base + "/", headers=keel).json()["backend"] == "ro-1"
+        assert c.get(base + "/", headers={"X-Spinnaker-User-Origin": "deck"}).status_code == 200
+        assert set(proxy.connections()) == {backends["ro-1"], backends["ro-2"]}
+        router.reload(
+            {
+                "endpoints": {"ro-2": backends["ro-2"]},
+                "routes": [{"name": "main", "default": True, "target": "ro-2"}],
+                "gateway": {"first_byte_timeout": 0.2},
+            }
+        )
+        assert c.get(base + "/", headers=keel).json()["backend"] == "ro-2"
+        assert set(proxy.connections()) == {backends["ro-2"]}
+        # The new section's timeouts hold from the next request on.
+        assert c.get(base + "/slow?s=2").status_code == 504

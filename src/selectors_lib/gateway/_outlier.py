@@ -64,6 +64,10 @@ class OutlierDetector:
         self._ejections: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
+    def policy(self, consecutive_failures: int) -> None:
+        """Apply a new threshold (after a reload); streaks so far are kept."""
+        self._tracker.policy = Policy(eject_after=consecutive_failures)
+
     def success(self, endpoint_id: str) -> None:
         """Record a request the replica answered well."""
         if endpoint_id in self._suspect:

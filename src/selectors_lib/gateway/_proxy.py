@@ -261,11 +261,20 @@ class SelectorsProxy:
         gateway = self.settings or config.gateway or _DEFAULT_SETTINGS
         self._gateway = gateway
         self._routes = {}
-        for pool in self._pools.values():
-            pool.limit = gateway.max_connections
-            pool.keepalive = gateway.keepalive_timeout
+        self._budgets = {}
+        urls = {endpoint.url for endpoint in config.endpoints}
+        for url, pool in list(self._pools.items()):
+            if url not in urls:
+                # Gone with a reload: its idle connections close now, its busy
+                # ones as their requests end.
+                pool.close()
+                del self._pools[url]
+            else:
+                pool.limit = gateway.max_connections
+                pool.keepalive = gateway.keepalive_timeout
         if self._outlier is not None:
             self._outlier.settings = gateway.outlier
+            self._outlier.policy(gateway.outlier.consecutive_failures)
 
     def _route_settings(self, rule: str) -> RouteSettings:
         if self.router.config is not self._seen_config:
