@@ -197,3 +197,14 @@ def test_head_answers_end_without_a_body(gateway: str, upstream: RawUpstream) ->
         response = client.head(gateway + "/head")
         assert (response.status_code, response.headers["content-length"]) == (200, "1234")
         assert client.get(gateway + "/both").content == b"hello world"
+
+
+def test_an_endless_response_head_is_refused_not_buffered(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 100) for i in range(2000))
+    upstream.answers["/huge"] = b"HTTP/1.1 200 OK\r\n" + many + b"Content-Length: 0\r\n\r\n"
+    with httpx.Client(timeout=10) as client:
+        response = client.get(gateway + "/huge")
+        assert response.status_code == 502
+        assert client.get(gateway + "/both").content == b"hello world"

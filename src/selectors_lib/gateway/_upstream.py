@@ -26,9 +26,13 @@ else:
 
 __all__ = ["ClientGone", "Connection", "UpstreamClosed", "UpstreamProtocolError", "require"]
 
-# Body bytes buffered before reading from the upstream pauses (the client is slow).
+# Body bytes buffered before reading from the upstream pauses (the client is
+# slow); reading resumes once the proxy has taken them.
 _HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
+# Response heads larger than this are refused (nginx's default buffers are
+# smaller still: 4-8 KiB).
+_MAX_HEAD = 64 * 1024
+_MAX_HEADERS = 256
 
 
 def require() -> None:
@@ -94,6 +98,7 @@ class Connection(asyncio.Protocol):
         self._head_only = False
         self._body: deque[bytes] = deque()
         self._buffered = 0
+        self._head_size = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -133,6 +138,12 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > _MAX_HEAD or len(self.headers) >= _MAX_HEADERS:
+            # llhttp sets no limit of its own: a broken upstream must not grow
+            # the proxy's memory without end.
+            self._fail(UpstreamProtocolError("the upstream's response head is too large"))
+            return
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -141,6 +152,7 @@ class Connection(asyncio.Protocol):
             # 1xx: informational, another head follows (the gateway never asks
             # for 100-continue or an upgrade).
             self.headers = []
+            self._head_size = 0
             self._informational = True
             return
         self.status = status
