@@ -51,9 +51,14 @@ class Recorder:
         self.records: list[dict[str, Any]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self.proxy(scope, receive, send)
-        if scope["type"] == "http":
-            self.records.append(scope["extensions"]["selectors_lib"])
+        async def send_and_record(message: dict[str, Any]) -> None:
+            # Complete once the response starts; kept before the client can
+            # see the answer (after the proxy returns would race the client).
+            if message["type"] == "http.response.start":
+                self.records.append(dict(scope["extensions"]["selectors_lib"]))
+            await send(message)
+
+        await self.proxy(scope, receive, send_and_record)
 
 
 def served_by(client: httpx.Client, app: str) -> str:

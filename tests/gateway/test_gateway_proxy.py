@@ -224,9 +224,12 @@ def test_each_request_leaves_its_record_for_the_access_log(backends: dict[str, s
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Stands in for the access log of `selectors-lib serve`.
-        await proxy(scope, receive, send)
-        if scope["type"] == "http":
-            records.append(scope["extensions"]["selectors_lib"])
+        async def send_and_record(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                records.append(dict(scope["extensions"]["selectors_lib"]))
+            await send(message)
+
+        await proxy(scope, receive, send_and_record)
 
     with serve_asgi(app, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
         assert c.get(base + "/x", headers={"X-Spinnaker-Application": "keel"}).status_code == 200
