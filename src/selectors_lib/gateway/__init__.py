@@ -4,12 +4,16 @@
 ``selectors-lib serve``). Laid out like Envoy's data plane, one concept per
 module:
 
-* ``_proxy``: the ASGI app, routing and the attempt loop;
+* ``_proxy``: the ASGI app, the attempt loop, streaming back;
+* ``_routing``: routing decisions (cached) and the key's next replica;
+* ``_attempt``: one attempt on a pooled connection, failures classified;
 * ``_upstream``: one HTTP/1.1 connection (asyncio protocol, httptools parser);
 * ``_pool``: a connection pool per endpoint, with its own limit;
+* ``_body``: the request body (kept for retries) and the disconnect listener;
+* ``_forwarding``: the headers sent upstream;
+* ``_messages``: HTTP message rules (targets, hop-by-hop, framing, Location);
 * ``_retry``: which failures are retried, and the retry budget;
 * ``_outlier``: passive outlier detection over the health machinery;
-* ``_messages``: HTTP message rules (targets, hop-by-hop, framing, Location);
 * ``_settings``: the ``gateway:`` section of the configuration;
 * ``_lifespan``: the configuration's health monitor, run with the lifespan.
 
