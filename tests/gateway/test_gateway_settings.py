@@ -187,3 +187,41 @@ def router_criteria(application: str) -> Any:
     from selectors_lib import Criteria
 
     return Criteria(application=application)
+
+
+def test_when_every_replica_is_ejected_the_pool_panics_and_keys_stay_put(
+    failing: Backend,
+) -> None:
+    other = Backend("c").start()
+    try:
+        router = load_router(
+            {
+                "endpoints": {"b": failing.url, "c": other.url},
+                "routes": [
+                    {
+                        "name": "main",
+                        "default": True,
+                        "target": {"endpoints": ["b", "c"], "hash_on": ["application"]},
+                    }
+                ],
+                "gateway": {"outlier": {"consecutive_failures": 2, "ejection_time": 60}},
+            }
+        )
+        owner = {
+            app: router.explain(router_criteria(app)).endpoint.id
+            for app in (f"k{i}" for i in range(20))
+        }
+        with (
+            serve_asgi(SelectorsProxy(router), lifespan="on", proxy=True) as url,
+            httpx.Client(base_url=url, timeout=10) as client,
+        ):
+            for app in owner:
+                client.get("/status/500", headers={"X-Spinnaker-Application": app})
+            assert {e.healthy for e in router.health.values()} == {False}
+            # Both out: the pool routes as if both were healthy (panic), each
+            # key to its own first choice, rather than nowhere.
+            for app, endpoint in owner.items():
+                seen = client.get("/who", headers={"X-Spinnaker-Application": app})
+                assert seen.headers["x-backend"] == endpoint
+    finally:
+        other.close()
