@@ -20,6 +20,11 @@ from ._upstream import Connection
 __all__ = ["ConnectFailed", "EndpointPool", "PoolFull"]
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class ConnectFailed(ConnectionError):
     """No connection could be opened (refused, unreachable, timed out): nothing was sent."""
 
@@ -77,11 +82,20 @@ class EndpointPool:
                 raise PoolFull(f"all {self.limit} connections busy")
             waiter = loop.create_future()
             self._waiters.append(waiter)
+            # Not asyncio.wait_for: on Python 3.11 it may swallow a
+            # cancellation that races the wake-up, and the slot is lost.
+            timer = loop.call_later(remaining, _expire, waiter)
             try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                raise PoolFull(f"all {self.limit} connections busy") from None
+                await waiter
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    # Woken and given up at once: pass the free slot on.
+                    self._notify()
+                if isinstance(exc, TimeoutError):
+                    raise PoolFull(f"all {self.limit} connections busy") from None
+                raise
             finally:
+                timer.cancel()
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self._open += 1
