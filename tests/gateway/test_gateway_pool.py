@@ -12,8 +12,9 @@ from selectors_lib.gateway._pool import ConnectFailed, EndpointPool, PoolFull
 
 async def idle_server() -> tuple[asyncio.Server, str]:
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the proxy closes its side
+        # The pool only counts connections: closing at once is as good.
         writer.close()
+        await writer.wait_closed()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -45,6 +46,7 @@ def test_the_limit_holds_and_a_released_slot_goes_to_the_next_in_line() -> None:
             await pool.acquire(1)
         server.close()
         await server.wait_closed()
+        await asyncio.sleep(0.05)  # let the closed transports finish
 
     asyncio.run(main())
 
