@@ -225,3 +225,25 @@ def test_when_every_replica_is_ejected_the_pool_panics_and_keys_stay_put(
                 assert seen.headers["x-backend"] == endpoint
     finally:
         other.close()
+
+
+def test_without_httptools_configs_load_and_the_proxy_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['httptools'] = None\n"
+        "from selectors_lib import load_router\n"
+        "from selectors_lib.gateway import SelectorsProxy\n"
+        "router = load_router({'routes': [{'name': 'm', 'default': True, 'target': {'endpoints':"
+        " [{'id': 'a', 'url': 'http://a'}]}}], 'gateway': {'first_byte_timeout': 1}})\n"
+        "assert router.config.gateway.defaults.first_byte_timeout == 1\n"
+        "try:\n"
+        "    SelectorsProxy(router)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "pip install 'selectors-lib[gateway]'" in out
