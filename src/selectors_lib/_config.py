@@ -113,7 +113,7 @@ def read_source(path: str | os.PathLike[str]) -> object:
 # -- validation -------------------------------------------------------------------
 
 
-_TOP_KEYS = ("version", "settings", "endpoints", "routes", "health")
+_TOP_KEYS = ("version", "settings", "endpoints", "routes", "health", "gateway")
 _ROUTE_KEYS = ("name", "description", "priority", "default", "match", "target")
 _MATCH_KEYS = (*FIELDS, "attributes")
 _FIELD_KEYS = ("equals", "regex", "present", "case")
@@ -195,6 +195,7 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
     endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
     endpoints.update(catalogue)
     health = _health(check, top.get("health"), endpoints)
+    gateway = _gateway(check, top.get("gateway"), names)
     if check.issues or not defaults:
         return None
     report_shadowed(check, rules, settings.regex_engine)
@@ -205,6 +206,7 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
         health=health,
         warnings=tuple(check.warnings),
         source=source,
+        gateway=gateway,
         tables=tables,
     )
 
@@ -286,6 +288,16 @@ def _health(check: Checker, raw: object, endpoints: Mapping[str, Endpoint]) -> A
     from .health._settings import parse_health_settings
 
     settings, issues = parse_health_settings(raw, "health", endpoints)
+    check.issues.extend(issues)
+    return settings
+
+
+def _gateway(check: Checker, raw: object, rule_names: Mapping[str, int]) -> Any:
+    if raw is None:
+        return None
+    from .gateway._settings import parse_gateway_settings
+
+    settings, issues = parse_gateway_settings(raw, "gateway", rule_names)
     check.issues.extend(issues)
     return settings
 
@@ -695,6 +707,9 @@ def config_to_dict(config: RouterConfig) -> dict[str, Any]:
     if config.health is not None:
         to_dict: Callable[[], dict[str, Any]] = config.health.to_dict
         out["health"] = to_dict()
+    if config.gateway is not None:
+        gateway_dict: Callable[[], dict[str, Any]] = config.gateway.to_dict
+        out["gateway"] = gateway_dict()
     return out
 
 

@@ -59,7 +59,7 @@ class HealthEvent:
     Args:
         endpoint_id: The endpoint.
         healthy: True on readmission, False on ejection.
-        reason: ``manual``, ``probe`` or ``lag`` on ejection.
+        reason: ``manual``, ``probe``, ``lag`` or ``outlier`` on ejection.
         detail: Free text for operators.
         at: Unix time of the change.
     """

@@ -227,6 +227,27 @@ class PoolState:
             self._live[0], key, source, first, tuple(skipped), self.panic
         )  # pragma: no cover
 
+    def failover_order(self, key: str | None) -> tuple[Endpoint, ...]:
+        """Every replica in the order a request with ``key`` should try them.
+
+        The key's own preference order (keyless: config order), live replicas
+        first, down ones after (a data plane may still try them as a last
+        resort). The first live one is what :meth:`pick` chooses for the key.
+
+        Args:
+            key: The routing key, or None.
+        """
+        endpoints = self.pool.endpoints
+        table = self._table
+        if key is None or table is None or len(endpoints) == 1:
+            ordered: tuple[Endpoint, ...] = endpoints
+        else:
+            ordered = tuple(self._by_id[h] for h in table.preference(key, len(endpoints)))
+        if not self.down or self.panic:
+            return ordered
+        live = tuple(e for e in ordered if e.id not in self.down)
+        return live + tuple(e for e in ordered if e.id in self.down)
+
     def _reason(self, endpoint_id: str) -> str:
         health = self.down[endpoint_id]
         detail = f": {health.detail}" if health.detail else ""

@@ -83,6 +83,7 @@ class RouterConfig:
         health: Health and probe settings (see :mod:`selectors_lib.health`), if any.
         warnings: Problems that do not stop loading (shadowed rules, risky patterns).
         source: Where it was loaded from.
+        gateway: Proxy settings (see :mod:`selectors_lib.gateway`), if any.
         tables: Hashing tables the loader already built, by pool (an optimisation:
             a router builds any that are missing; not part of equality).
     """
@@ -93,6 +94,7 @@ class RouterConfig:
     health: Any = None
     warnings: tuple[ConfigIssue, ...] = ()
     source: str | None = None
+    gateway: Any = None
     tables: Mapping[TableKey, hashing.HashTable] = attrs.field(
         factory=dict, eq=False, repr=False, kw_only=True
     )
@@ -377,6 +379,21 @@ class Router:
             skipped=pick.skipped,
             panic=pick.panic,
         )
+
+    def route(self, criteria: Criteria) -> tuple[Rule, PoolState]:
+        """The winning rule and its pool's state in the serving snapshot.
+
+        For data planes that need more than :meth:`select` gives: the pool
+        state's ``explain`` names the key, and its ``failover_order`` the
+        replicas to try next. Uncached and emits no event.
+
+        Args:
+            criteria: The request's criteria.
+
+        Returns:
+            ``(rule, pool state)``; the state is immutable.
+        """
+        return self._snapshot.winner(criteria)
 
     # -- writing -------------------------------------------------------------------
 

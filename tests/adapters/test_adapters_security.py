@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selectors_lib import Criteria, HeaderMapping, load_router
-from selectors_lib.asgi import CRITERIA_KEY, SelectorsMiddleware, SelectorsProxy
+from selectors_lib.asgi import CRITERIA_KEY, SelectorsMiddleware
+from selectors_lib.gateway import SelectorsProxy
 from selectors_lib.httpx import SelectorsTransport, UnsafePathError
 from selectors_lib.wsgi import SelectorsWSGIMiddleware
 

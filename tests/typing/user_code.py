@@ -51,3 +51,12 @@ def main() -> None:
     host: str = table.lookup("alice")
     bucket: int = jump_hash(12345, 10)
     print(route(router, "alice", None), why(router), host, bucket, ALGORITHMS)
+
+
+def gateway(router: Router) -> object:
+    from selectors_lib.gateway import GatewaySettings, RetrySettings, RouteSettings, SelectorsProxy
+
+    settings = GatewaySettings(defaults=RouteSettings(retries=RetrySettings(tries=2)))
+    proxy = SelectorsProxy(router, settings=settings, debug_header="X-Route")
+    open_now: dict[str, int] = proxy.connections()
+    return proxy if open_now is not None else None

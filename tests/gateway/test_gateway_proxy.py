@@ -13,7 +13,7 @@ import pytest
 from adapters_support import routing_config, serve_asgi
 
 from selectors_lib import HeaderMapping, load_router
-from selectors_lib.asgi import SelectorsProxy
+from selectors_lib.gateway import SelectorsProxy
 
 
 @pytest.fixture(scope="module")
@@ -217,31 +217,41 @@ def test_malformed_request_line_does_not_take_the_proxy_down(proxies: dict[str, 
         assert c.get(proxies["plain"] + "/").status_code == 200
 
 
-def test_a_client_passed_in_is_used_and_left_open(backends: dict[str, str]) -> None:
+def test_each_request_leaves_its_record_for_the_access_log(backends: dict[str, str]) -> None:
     router = load_router(routing_config(backends))
-    seen: list[str] = []
-    open_after_shutdown: list[bool] = []
-
-    async def record(request: httpx.Request) -> None:
-        seen.append(str(request.url))
-
-    client = httpx.AsyncClient(event_hooks={"request": [record]})
-    proxy = SelectorsProxy(router, client=client)
+    proxy = SelectorsProxy(router)
+    records: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # The owner of the client closes it, after the proxy's own shutdown.
-        async def send_then_close(message: dict[str, Any]) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                open_after_shutdown.append(not client.is_closed)
-                await client.aclose()
+        # Stands in for the access log of `selectors-lib serve`.
+        async def send_and_record(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                records.append(dict(scope["extensions"]["selectors_lib"]))
             await send(message)
 
-        await proxy(scope, receive, send_then_close)
+        await proxy(scope, receive, send_and_record)
 
     with serve_asgi(app, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
-        assert c.get(base + "/x").json()["backend"] == "ro-1"
-    assert seen == [backends["ro-1"] + "/x"]
-    assert open_after_shutdown == [True]
+        assert c.get(base + "/x", headers={"X-Spinnaker-Application": "keel"}).status_code == 200
+        assert c.get(base + "/", headers={"X-Spinnaker-Application": "broken"}).status_code == 502
+    assert records == [
+        {
+            "rule": "keel",
+            "endpoint": "ro-1",
+            "key_source": None,
+            "attempts": 1,
+            "failover": False,
+            "upstream_status": 200,
+        },
+        {
+            "rule": "broken",
+            "endpoint": "dead",
+            "key_source": None,
+            "attempts": 1,
+            "failover": False,
+            "upstream_status": None,
+        },
+    ]
 
 
 def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
@@ -256,3 +266,71 @@ def test_websocket_is_refused_before_accept(config: dict[str, Any]) -> None:
 
     asyncio.run(proxy({"type": "websocket", "headers": []}, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1003}]
+    # A server that offers the denial-response extension gets a 501 with the reason.
+    sent.clear()
+    scope = {"type": "websocket", "headers": [], "extensions": {"websocket.http.response": {}}}
+    asyncio.run(proxy(scope, receive, send))
+    assert sent[0]["type"] == "websocket.http.response.start"
+    assert sent[0]["status"] == 501
+    assert b"not proxied" in sent[1]["body"]
+
+
+def test_served_as_in_production_with_uvloop_and_httptools(backends: dict[str, str]) -> None:
+    # uvloop's transports are not asyncio's classes: the upstream client must
+    # not care (the benchmark's setup, and `selectors-lib serve`'s).
+    import threading
+
+    import uvicorn
+
+    proxy = SelectorsProxy(load_router(routing_config(backends)))
+    config = uvicorn.Config(
+        proxy,
+        host="127.0.0.1",
+        port=0,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="critical",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            threading.Event().wait(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            for _ in range(3):  # the second and third reuse the pooled connection
+                body = c.get("/x", headers={"X-Spinnaker-Application": "keel"}).json()
+                assert (body["backend"], body["path"]) == ("ro-1", "/base/x")
+            with c.stream("GET", "/stream?n=50") as response:
+                assert len([line for line in response.iter_lines() if line]) == 50
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_reload_applies_new_settings_and_closes_pools_of_removed_endpoints(
+    backends: dict[str, str],
+) -> None:
+    config = routing_config(backends)
+    router = load_router(config)
+    proxy = SelectorsProxy(router)
+    keel = {"X-Spinnaker-Application": "keel"}
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
+        assert c.get(base + "/", headers=keel).json()["backend"] == "ro-1"
+        assert c.get(base + "/", headers={"X-Spinnaker-User-Origin": "deck"}).status_code == 200
+        assert set(proxy.connections()) == {backends["ro-1"], backends["ro-2"]}
+        router.reload(
+            {
+                "endpoints": {"ro-2": backends["ro-2"]},
+                "routes": [{"name": "main", "default": True, "target": "ro-2"}],
+                "gateway": {"first_byte_timeout": 0.2},
+            }
+        )
+        assert c.get(base + "/", headers=keel).json()["backend"] == "ro-2"
+        assert set(proxy.connections()) == {backends["ro-2"]}
+        # The new section's timeouts hold from the next request on.
+        assert c.get(base + "/slow?s=2").status_code == 504

@@ -1,0 +1,157 @@
+"""One attempt: a connection from the endpoint's pool, the request written, the head read.
+
+Failures come out as :class:`AttemptFailed` with the kind the retry policy
+judges (:class:`~selectors_lib.gateway._retry.Failure`). The keep-alive race,
+an idle connection the upstream closed just as it was reused, is retried here
+on a fresh connection and is not a failure of the replica.
+"""
+
+from __future__ import annotations
+
+from ._body import RequestBody
+from ._pool import ConnectFailed, EndpointPool, PoolFull
+from ._retry import IDEMPOTENT, Failure
+from ._settings import RouteSettings
+from ._upstream import ClientGone, Connection, UpstreamClosed, UpstreamProtocolError
+
+__all__ = ["AttemptFailed", "exchange"]
+
+Headers = list[tuple[bytes, bytes]]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Seconds an upstream may take to answer before the proxy listens for the
+# client's disconnect (most answers come sooner and never pay for it).
+_WATCH_AFTER = 0.05
+
+
+class AttemptFailed(Exception):
+    """An attempt failed; ``kind`` is a :class:`Failure` value.
+
+    Args:
+        kind: The failure's kind.
+        detail: What happened, for the log.
+        count: Whether it counts against the replica (outlier detection).
+        full: The endpoint's pool stayed full (answered ``503``).
+    """
+
+    def __init__(self, kind: str, detail: str, *, count: bool = True, full: bool = False) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.count = count
+        self.full = full
+
+
+async def exchange(
+    pool: EndpointPool,
+    path: bytes,
+    method: str,
+    headers: Headers,
+    body: RequestBody,
+    settings: RouteSettings,
+) -> Connection:
+    """Run one attempt and return the connection with the response head read.
+
+    Raises:
+        AttemptFailed: The attempt failed before any byte reached the client.
+        ClientGone: The client disconnected meanwhile.
+    """
+    while True:
+        try:
+            conn = await pool.acquire(settings.connect_timeout)
+        except PoolFull as exc:
+            raise AttemptFailed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
+        except ConnectFailed as exc:
+            raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
+        reused = conn.uses > 0
+        try:
+            await _send_request(conn, pool, method, path, headers, body)
+            await _response_head(conn, body, settings.first_byte_timeout)
+        except ClientGone:
+            pool.release(conn)
+            raise
+        except TimeoutError as exc:
+            pool.release(conn)
+            kind = Failure.TIMEOUT if not conn.received else Failure.PROTOCOL
+            detail = f"no response within {settings.first_byte_timeout:g}s"
+            raise AttemptFailed(kind, detail) from exc
+        except UpstreamProtocolError as exc:
+            pool.release(conn)
+            raise AttemptFailed(Failure.PROTOCOL, str(exc)) from exc
+        except (UpstreamClosed, OSError) as exc:
+            pool.release(conn)
+            if conn.received:
+                raise AttemptFailed(Failure.PROTOCOL, str(exc) or type(exc).__name__) from exc
+            if reused and method in IDEMPOTENT and body.replayable:
+                # The keep-alive race: the upstream closed an idle
+                # connection as we reused it. Its other idle ones are as
+                # suspect; a fresh connection says whether it is down.
+                pool.drop_idle()
+                continue
+            raise AttemptFailed(Failure.RESET, str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            pool.release(conn)
+            raise
+        if not conn.complete and method in IDEMPOTENT and body.replayable:
+            # Nothing went to the client yet: an upstream that dies between
+            # its head and its body can still be replaced by another replica.
+            try:
+                await conn.body_started(settings.first_byte_timeout)
+            except TimeoutError:
+                pass  # a slow stream, not a failure: its head goes out as is
+            except (UpstreamClosed, UpstreamProtocolError, OSError) as exc:
+                pool.release(conn)
+                raise AttemptFailed(Failure.RESET, f"closed before its body: {exc}") from exc
+            except BaseException:
+                pool.release(conn)
+                raise
+        return conn
+
+
+async def _send_request(
+    conn: Connection,
+    pool: EndpointPool,
+    method: str,
+    path: bytes,
+    headers: Headers,
+    body: RequestBody,
+) -> None:
+    host = pool.target.host_header
+    parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", host]
+    for name, value in headers:
+        parts += (b"\r\n", name, b": ", value)
+    if not body.streaming:
+        data = body.data
+        if data or method in _BODY_METHODS:
+            parts += (b"\r\ncontent-length: ", str(len(data)).encode("ascii"))
+        parts.append(b"\r\n\r\n")
+        conn.start(b"".join(parts), data, head_only=method == "HEAD")
+        return
+    length = body.declared_length
+    chunked = length is None
+    if chunked:
+        parts.append(b"\r\ntransfer-encoding: chunked")
+    else:
+        parts += (b"\r\ncontent-length: ", length or b"0")
+    parts.append(b"\r\n\r\n")
+    conn.start(b"".join(parts), b"", head_only=method == "HEAD")
+    async for chunk in body.chunks():
+        if chunked:
+            await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            await conn.write(chunk)
+    if chunked:
+        await conn.write(b"0\r\n\r\n")
+
+
+async def _response_head(conn: Connection, body: RequestBody, timeout: float) -> None:
+    # Most answers come at once; only a request still waiting after a
+    # moment pays for a listener, so a client that leaves while its
+    # upstream is slow frees the connection at once, not at the timeout.
+    early = min(_WATCH_AFTER, timeout)
+    try:
+        await conn.response_head(early)
+        return
+    except TimeoutError:
+        if timeout <= early:
+            raise
+    body.watch(conn)
+    await conn.response_head(timeout - early)

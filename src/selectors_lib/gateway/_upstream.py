@@ -1,0 +1,305 @@
+"""One HTTP/1.1 connection to an upstream: asyncio protocol plus httptools' parser.
+
+Chosen by measurement over httpx (see docs/gateway.md): the request head is
+written as bytes in one call, the response is parsed by llhttp (C) through
+``httptools``, and a request costs no task, lock or pool scan of its own.
+Flow control both ways: reading pauses while too much body is buffered,
+writing waits while the transport's buffer is full.
+
+The connection remembers whether any response byte arrived, which is what the
+retry policy needs: a failure before the first byte is safe to retry for an
+idempotent request, and one before anything was written for every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, cast
+
+try:
+    import httptools
+except ImportError:  # pragma: no cover - checked where the proxy is built
+    _HAVE_HTTPTOOLS = False
+else:
+    _HAVE_HTTPTOOLS = True
+
+__all__ = ["ClientGone", "Connection", "UpstreamClosed", "UpstreamProtocolError", "require"]
+
+# Body bytes buffered before reading from the upstream pauses (the client is
+# slow); reading resumes once the proxy has taken them.
+_HIGH_WATER = 256 * 1024
+# Response heads larger than this are refused (nginx's default buffers are
+# smaller still: 4-8 KiB).
+_MAX_HEAD = 64 * 1024
+_MAX_HEADERS = 256
+
+
+def require() -> None:
+    """Raise ImportError naming the extra when httptools is missing."""
+    if not _HAVE_HTTPTOOLS:
+        raise ImportError(
+            "selectors_lib.gateway needs httptools: pip install 'selectors-lib[gateway]'"
+        )
+
+
+class UpstreamClosed(ConnectionError):
+    """The upstream closed or reset the connection before the response ended."""
+
+
+class UpstreamProtocolError(ConnectionError):
+    """The upstream sent something that is not valid HTTP/1.1."""
+
+
+class ClientGone(Exception):
+    """The client disconnected; the upstream exchange is abandoned."""
+
+
+def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name.lower() for name, _ in headers}
+    return b"transfer-encoding" in names and b"content-length" in names
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class Connection(asyncio.Protocol):
+    """A keep-alive HTTP/1.1 client connection, one exchange at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._parser: Any = httptools.HttpResponseParser(self)
+        if hasattr(self._parser, "set_dangerous_leniencies"):
+            # Transfer-Encoding beside Content-Length: RFC 9112 section 6.3 lets
+            # an intermediary go on with the chunked framing (the length is
+            # dropped on the way out, and the connection not reused).
+            self._parser.set_dangerous_leniencies(lenient_chunked_length=True)
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self.closed = False
+        self.idle_since = 0.0
+        self.uses = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = True
+        self.received = False
+        self.error: BaseException | None = None
+        self._informational = False
+        self._head_only = False
+        self._body: deque[bytes] = deque()
+        self._buffered = 0
+        self._head_size = 0
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamProtocolError("the upstream switched protocols unasked"))
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete and self.error is None:
+            self.error = UpstreamClosed(
+                "the upstream closed the connection" + (f": {exc}" if exc else "")
+            )
+        self._wake()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > _MAX_HEAD or len(self.headers) >= _MAX_HEADERS:
+            # llhttp sets no limit of its own: a broken upstream must not grow
+            # the proxy's memory without end.
+            self._fail(UpstreamProtocolError("the upstream's response head is too large"))
+            return
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:
+            # 1xx: informational, another head follows (the gateway never asks
+            # for 100-continue or an upgrade).
+            self.headers = []
+            self._head_size = 0
+            self._informational = True
+            return
+        self.status = status
+        self.headers_done = True
+        self.keep_alive = bool(self._parser.should_keep_alive()) and not _both_framings(
+            self.headers
+        )
+        if self._head_only:
+            # A response to HEAD has no body whatever its Content-Length says;
+            # the parser cannot know, so the connection is not reused.
+            self.complete = True
+            self.keep_alive = False
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._head_only:
+            return
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
+        self.complete = True
+        self._wake()
+
+    # -- use -------------------------------------------------------------------------
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def client_gone(self) -> None:
+        """Abandon the exchange: the client left (called from a done callback)."""
+        self._fail(ClientGone())
+
+    async def _wait(self, timeout: float) -> None:
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        timer = self._loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            timer.cancel()
+
+    def start(self, head: bytes, body: bytes, *, head_only: bool) -> None:
+        """Begin an exchange: write the request head and a body already complete."""
+        self._reset()
+        self._head_only = head_only
+        self.uses += 1
+        transport = self.transport
+        assert transport is not None
+        transport.write(head + body if body else head)
+
+    async def write(self, data: bytes) -> None:
+        """Write more of the request body, waiting while the transport is full."""
+        if self.closed or self.error is not None:
+            raise self.error or UpstreamClosed("the upstream closed the connection")
+        assert self.transport is not None
+        self.transport.write(data)
+        if self._write_paused:
+            self._drain = self._loop.create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+
+    async def response_head(self, timeout: float) -> None:
+        """Wait for the status line and headers (``timeout``: to the first byte).
+
+        Raises:
+            TimeoutError: Nothing complete arrived in time.
+            UpstreamClosed: The connection ended first.
+            UpstreamProtocolError: The answer was not HTTP.
+            ClientGone: The client disconnected meanwhile.
+        """
+        while not self.headers_done:
+            if self.error is not None:
+                raise self.error
+            await self._wait(timeout)
+
+    async def body_started(self, timeout: float) -> None:
+        """Wait until the body's first bytes (or its end) arrived.
+
+        Raises:
+            TimeoutError: Nothing more arrived in time.
+            UpstreamClosed, UpstreamProtocolError, ClientGone: As for
+                :meth:`response_head`.
+        """
+        while not self._body and not self.complete:
+            if self.error is not None:
+                raise self.error
+            await self._wait(timeout)
+
+    def take_body(self) -> bytes:
+        """Every body byte buffered so far."""
+        body = self._body
+        if not body:
+            return b""
+        data = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        self._buffered = 0
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def next_body(self, idle_timeout: float) -> bytes | None:
+        """The next body bytes, or None at the end of the body.
+
+        Raises:
+            TimeoutError: The body stalled for ``idle_timeout`` seconds.
+            UpstreamClosed, UpstreamProtocolError, ClientGone: As for
+                :meth:`response_head`.
+        """
+        while True:
+            if self._body:
+                return self.take_body()
+            if self.complete:
+                return None
+            if self.error is not None:
+                raise self.error
+            if self._read_paused and self.transport is not None:
+                self._read_paused = False
+                self.transport.resume_reading()
+            await self._wait(idle_timeout)
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the exchange ended cleanly and the connection may serve another."""
+        return self.complete and self.keep_alive and not self.closed and self.error is None
+
+    def close(self) -> None:
+        """Close the connection now (any exchange in progress is abandoned)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,210 @@
+"""HTTP message rules through the proxy under uvicorn: framing, targets, Connection, Location."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from adapters_support import serve_asgi
+
+from selectors_lib import load_router
+from selectors_lib.gateway import SelectorsProxy
+
+
+class RawUpstream(socketserver.ThreadingTCPServer):
+    """An upstream that answers canned raw bytes by path and keeps what it received."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, answers: dict[str, bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answers = answers
+        self.requests: list[bytes] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server = self.server
+        assert isinstance(server, RawUpstream)
+        sock: socket.socket = self.request
+        sock.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lower = head.lower()
+        if b"transfer-encoding: chunked" in lower:
+            while not body.endswith(b"0\r\n\r\n"):
+                body += sock.recv(65536)
+        elif b"content-length:" in lower:
+            length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += sock.recv(65536)
+        server.requests.append(head + b"\r\n\r\n" + body)
+        path = head.split(b" ")[1].decode()
+        sock.sendall(
+            server.answers.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        )
+        sock.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[RawUpstream]:
+    server = RawUpstream(
+        {
+            "/both": b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            "/base/redirect": b"HTTP/1.1 302 Found\r\nLocation: {origin}/base/next?a=1\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+            "/base/elsewhere": b"HTTP/1.1 302 Found\r\nLocation: http://other.example/base/x\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+        }
+    )
+    origin = server.url.encode()
+    server.answers["/base/redirect"] = server.answers["/base/redirect"].replace(b"{origin}", origin)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+@pytest.fixture
+def gateway(upstream: RawUpstream) -> Iterator[str]:
+    router = load_router(
+        {
+            "endpoints": {"raw": upstream.url, "based": upstream.url + "/base"},
+            "routes": [
+                {"name": "based", "match": {"application": "based"}, "target": "based"},
+                {"name": "raw", "default": True, "target": "raw"},
+            ],
+            "gateway": {"routes": {"based": {"rewrite_location": True}}},
+        }
+    )
+    with serve_asgi(SelectorsProxy(router), lifespan="on", proxy=True) as base:
+        yield base
+
+
+def raw_exchange(base: str, request: bytes) -> bytes:
+    url = httpx.URL(base)
+    assert url.port is not None
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return reply
+            reply += chunk
+            if b"\r\n\r\n" in reply and b"content-length: " in reply.lower():
+                head, _, body = reply.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    return reply
+
+
+def test_content_length_beside_transfer_encoding_is_dropped_from_the_response(
+    gateway: str,
+) -> None:
+    with httpx.Client(timeout=10) as client:
+        response = client.get(gateway + "/both")
+    assert (response.status_code, response.content) == (200, b"hello world")
+    assert "content-length" not in response.headers
+
+
+def test_content_length_beside_transfer_encoding_never_goes_upstream(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    reply = raw_exchange(
+        gateway,
+        b"POST /echo HTTP/1.1\r\nHost: gw\r\nContent-Length: 99\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    status = int(reply.split(b" ")[1])
+    # The server in front may refuse such a request itself; what it lets
+    # through reaches the upstream with one framing only.
+    assert status == 400 or status == 404
+    for request in upstream.requests:
+        lower = request.lower()
+        assert not (b"content-length" in lower and b"transfer-encoding" in lower)
+    if status == 404:
+        assert upstream.requests[-1].endswith(b"hello")
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"CONNECT evil.example:443 HTTP/1.1",
+        b"GET http://evil.example/x HTTP/1.1",
+    ],
+)
+def test_connect_and_foreign_absolute_targets_are_400(
+    gateway: str, upstream: RawUpstream, request_line: bytes
+) -> None:
+    reply = raw_exchange(gateway, request_line + b"\r\nHost: gw\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert upstream.requests == []
+
+
+def test_absolute_target_naming_the_gateway_itself_is_forwarded_as_a_path(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    reply = raw_exchange(
+        gateway, b"GET http://gw/both HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert upstream.requests[0].startswith(b"GET /both HTTP/1.1\r\n")
+
+
+def test_every_connection_token_is_honoured(gateway: str, upstream: RawUpstream) -> None:
+    names = [f"x-hop-{i}" for i in range(100)]
+    headers = [("Connection", ", ".join(names)), *[(n, "secret") for n in names]]
+    with httpx.Client(timeout=10) as client:
+        client.get(gateway + "/both", headers=[*headers, ("X-Kept", "yes")])
+    sent = upstream.requests[0].lower()
+    assert b"x-hop-" not in sent
+    assert b"x-kept: yes" in sent
+
+
+def test_location_pointing_at_the_upstream_is_rewritten_when_asked(gateway: str) -> None:
+    based = {"X-Spinnaker-Application": "based"}
+    with httpx.Client(timeout=10) as client:
+        mine = client.get(gateway + "/redirect", headers=based)
+        other = client.get(gateway + "/elsewhere", headers=based)
+    host = httpx.URL(gateway).netloc.decode()
+    assert mine.headers["location"] == f"http://{host}/next?a=1"
+    assert other.headers["location"] == "http://other.example/base/x"
+
+
+def test_head_answers_end_without_a_body(gateway: str, upstream: RawUpstream) -> None:
+    upstream.answers["/head"] = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-Backend: raw\r\n\r\n"
+    with httpx.Client(timeout=10) as client:
+        response = client.head(gateway + "/head")
+        assert (response.status_code, response.headers["content-length"]) == (200, "1234")
+        assert client.get(gateway + "/both").content == b"hello world"
+
+
+def test_an_endless_response_head_is_refused_not_buffered(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 100) for i in range(2000))
+    upstream.answers["/huge"] = b"HTTP/1.1 200 OK\r\n" + many + b"Content-Length: 0\r\n\r\n"
+    with httpx.Client(timeout=10) as client:
+        response = client.get(gateway + "/huge")
+        assert response.status_code == 502
+        assert client.get(gateway + "/both").content == b"hello world"
