@@ -1,0 +1,490 @@
+"""``selectors-lib serve``: a production gateway from one configuration file.
+
+One worker is one process running, on one event loop (uvloop when installed):
+
+* the data-plane proxy (:func:`make_proxy`, the one place that names it) under
+  uvicorn (httptools when installed), wrapped by the access log;
+* the admin endpoints (:mod:`._admin`) on a port of their own;
+* the health monitor and replica-lag probes of the ``health:`` section, as an
+  asyncio task, restarted when a reload changes that section;
+* reloads: the file is polled (:class:`~selectors_lib.FileReloader`) and
+  re-read on ``SIGHUP``; a broken file is logged and the last good
+  configuration keeps serving;
+* graceful shutdown on ``SIGTERM``/``SIGINT``: readiness turns 503, the
+  listener closes, requests in flight get ``--drain-timeout`` seconds to
+  finish, the rest are cancelled. A second signal stops at once.
+
+``--workers N`` (N > 1) runs N such workers under a supervisor
+(:mod:`._workers`) that binds the sockets, forwards signals and restarts a
+worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, TextIO
+
+import attrs
+
+from selectors_lib._config import load_router
+from selectors_lib._headers import HeaderMapping
+from selectors_lib._pool import EndpointHealth
+from selectors_lib._reloader import FileReloader, fingerprint
+from selectors_lib._router import Router
+
+from ._accesslog import AccessLog, ASGIApp, RequestMetrics, remember_decisions
+from ._admin import AdminApp
+
+__all__ = [
+    "PROXY_RUNS_HEALTH",
+    "ServeOptions",
+    "bind",
+    "make_proxy",
+    "run",
+    "worker_entry",
+]
+
+_log = logging.getLogger("selectors_lib.serve")
+
+#: True once the proxy starts and stops the configuration's health monitor with
+#: the ASGI lifespan itself; serve then leaves health to it (never two monitors).
+PROXY_RUNS_HEALTH = False
+
+#: The environment variable a supervisor hands a worker its settings in.
+WORKER_ENV = "SELECTORS_LIB_SERVE_WORKER"
+
+
+def make_proxy(router: Router, mapping: HeaderMapping, timeout: float) -> ASGIApp:
+    """The data-plane proxy for ``router``: the only place serve names it.
+
+    Args:
+        router: The router to serve.
+        mapping: How request headers become criteria.
+        timeout: Seconds to wait for an upstream on each read and write.
+
+    Returns:
+        The ASGI app.
+    """
+    from selectors_lib.asgi import SelectorsProxy
+
+    return SelectorsProxy(router, mapping=mapping, timeout=timeout)
+
+
+def _import_uvicorn() -> Any:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ImportError(
+            "selectors-lib serve needs uvicorn: pip install 'selectors-lib[serve]'"
+        ) from None
+    return uvicorn
+
+
+@attrs.frozen
+class ServeOptions:
+    """Everything ``selectors-lib serve`` is told on its command line.
+
+    Args:
+        file: The configuration file.
+        host: Address the proxy listens on.
+        port: Its port (0: a free one, logged at start).
+        workers: Worker processes.
+        admin_host: Address of the admin endpoints.
+        admin_port: Their port (0: a free one; -1: no admin endpoints).
+        drain_timeout: Seconds requests in flight get to finish on shutdown.
+        reload_interval: Seconds between checks of the file (0: only on SIGHUP).
+        access_log: ``text``, ``json`` or ``off``.
+        log_level: Level of the process log (stderr).
+        trust_user_header: Route on ``X-SPINNAKER-USER`` as sent by the client.
+        upstream_timeout: Seconds to wait for an upstream on each read and write.
+    """
+
+    file: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    drain_timeout: float = 30.0
+    reload_interval: float = 1.0
+    access_log: str = "text"
+    log_level: str = "info"
+    trust_user_header: bool = False
+    upstream_timeout: float = 30.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6), inheritable by workers.
+
+    Raises:
+        OSError: The address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def setup_logging(options: ServeOptions, stream: TextIO | None = None) -> logging.Logger:
+    """Process log to stderr; access log lines to stdout (message only).
+
+    Returns:
+        The access logger.
+    """
+    level = getattr(logging, options.log_level.upper(), logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The access log already has a line per request; the HTTP client's own
+    # per-request lines would double the log volume.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    access = logging.getLogger("selectors_lib.access")
+    access_handler = logging.StreamHandler(stream or sys.stdout)
+    access_handler.setFormatter(logging.Formatter("%(message)s"))
+    access.handlers[:] = [access_handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return access
+
+
+class Worker:
+    """One gateway worker: proxy, admin, health and reloads on one event loop.
+
+    Args:
+        options: The command line.
+        router: The router, loaded from ``options.file``.
+    """
+
+    def __init__(self, options: ServeOptions, router: Router) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from selectors_lib.prometheus import instrument
+
+        self.options = options
+        self.router = router
+        self.registry = CollectorRegistry()
+        self.observer = instrument(router, registry=self.registry)
+        self.reloader = FileReloader(router, options.file)
+        seen = fingerprint(options.file)
+        self.digest: str | None = seen.digest if seen is not None else None
+        self.serving = False
+        self.draining = False
+        self.started_at = time.time()
+        self.monitor: Any = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._servers: list[Any] = []
+
+    # -- what the admin endpoints report -------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True while the worker accepts and routes requests."""
+        return self.serving and not self.draining
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready description of the worker (the body of ``/readyz``)."""
+        error = self.reloader.last_error
+        monitor = self.monitor
+        return {
+            "ready": self.ready,
+            "draining": self.draining,
+            "pid": os.getpid(),
+            "config": {
+                "file": str(self.options.file),
+                "sha256": self.digest,
+                "generation": self.router.generation,
+                "last_reload_error": str(error) if error is not None else None,
+            },
+            "health": {
+                "monitor": "proxy" if PROXY_RUNS_HEALTH else ("on" if monitor else "off"),
+                "rounds": monitor.status.rounds if monitor is not None else 0,
+                "down": sorted(eid for eid, h in self.router.health.items() if not h.healthy),
+            },
+        }
+
+    # -- reloads and health --------------------------------------------------------
+
+    async def reload(self, why: str) -> None:
+        """Re-read the configuration file if it changed; keep the last good one if broken."""
+        changed = await asyncio.to_thread(self.reloader.check)
+        if not changed:
+            if why == "SIGHUP":
+                _log.info("SIGHUP: %s unchanged, nothing to reload", self.options.file)
+            return
+        if self.reloader.last_error is None:
+            seen = fingerprint(self.options.file)
+            self.digest = seen.digest if seen is not None else None
+            _log.info("%s: now serving generation %d", why, self.router.generation)
+            await self.sync_monitor()
+
+    async def sync_monitor(self) -> None:
+        """Run exactly one monitor for the ``health:`` section now serving (none without one)."""
+        from selectors_lib.health import HealthMonitor, HealthSettings
+
+        settings = None if PROXY_RUNS_HEALTH else self.router.config.health
+        if not isinstance(settings, HealthSettings):
+            settings = None
+        old = self.monitor
+        if old is not None and settings == old.settings:
+            return
+        if old is not None:
+            task, self._monitor_task = self._monitor_task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.monitor = None
+            # A new monitor would take the old one's ejections for an operator's
+            # (pinned for ever): readmit them, to be probed afresh.
+            now = time.time()
+            readmit = {
+                eid: EndpointHealth(True, None, "health settings changed; probing afresh", now)
+                for eid, state in old.status.endpoints
+                if state.ejected and not state.pinned
+            }
+            if readmit:
+                self.router.set_health(readmit)
+        if settings is not None:
+            self.monitor = HealthMonitor(self.router, settings)
+            self._monitor_task = asyncio.create_task(self.monitor.run(), name="serve-health")
+            _log.info("health monitor on: %d probe(s)", len(self.monitor.probes))
+
+    async def _poll(self) -> None:
+        interval = self.options.reload_interval
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(interval if interval > 0 else 1.0)
+            if os.environ.get(WORKER_ENV) and os.getppid() != parent:
+                _log.warning("the supervisor is gone: shutting down")
+                self.shutdown()
+                return
+            if interval > 0:
+                await self.reload("file changed")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- shutdown ------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Start draining; called a second time, stop at once."""
+        if self.draining:
+            _log.warning("second stop signal: cancelling requests in flight")
+            for server in self._servers:
+                server.force_exit = True
+            return
+        self.draining = True
+        _log.info("draining: up to %gs for requests in flight", self.options.drain_timeout)
+        if self._servers:
+            self._servers[0].should_exit = True
+
+    # -- running -------------------------------------------------------------------
+
+    async def serve(self, listen: socket.socket, admin: socket.socket | None) -> int:
+        """Serve until a stop signal; return the exit code."""
+        uvicorn = _import_uvicorn()
+        loop = asyncio.get_running_loop()
+        access = logging.getLogger("selectors_lib.access")
+        remember_decisions(self.router)
+        mapping = HeaderMapping(trust_user_header=self.options.trust_user_header)
+        proxy = make_proxy(self.router, mapping, self.options.upstream_timeout)
+        app = AccessLog(
+            proxy, access, fmt=self.options.access_log, metrics=RequestMetrics(self.registry)
+        )
+        main = _new_server(
+            uvicorn.Config(
+                app,
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+                timeout_graceful_shutdown=self.options.drain_timeout,
+                # The upstream's own Server and Date headers pass through, and
+                # the proxy appends the client to X-Forwarded-For itself.
+                server_header=False,
+                date_header=False,
+                proxy_headers=False,
+            )
+        )
+        self._servers.append(main)
+        admin_server = None
+        if admin is not None:
+            admin_server = _new_server(
+                uvicorn.Config(
+                    AdminApp(self, self.registry),
+                    lifespan="off",
+                    access_log=False,
+                    log_config=None,
+                    timeout_graceful_shutdown=1,
+                )
+            )
+            self._servers.append(admin_server)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.shutdown)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+        await self.sync_monitor()
+        admin_task = (
+            asyncio.create_task(admin_server.serve(sockets=[admin]))
+            if admin_server is not None and admin is not None
+            else None
+        )
+        main_task = asyncio.create_task(main.serve(sockets=[listen]))
+        poll = asyncio.create_task(self._poll())
+        while not main.started and not main_task.done():
+            await asyncio.sleep(0.01)
+        self.serving = main.started
+        if self.serving:
+            where = f" (admin {_url(admin)})" if admin is not None else ""
+            _log.info(
+                "selectors-lib serve: listening on %s%s, config %s generation %d",
+                _url(listen),
+                where,
+                self.options.file,
+                self.router.generation,
+            )
+        try:
+            await main_task
+        finally:
+            self.serving = False
+            poll.cancel()
+            for task in [poll, *self._tasks]:
+                task.cancel()
+            if self._monitor_task is not None:
+                self._monitor_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._monitor_task
+            if admin_server is not None and admin_task is not None:
+                admin_server.should_exit = True
+                await admin_task
+        _log.info("stopped")
+        return 0 if main.started else 1
+
+
+def _server_class() -> Any:
+    _import_uvicorn()
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """A uvicorn server that leaves signals to the worker (two servers share a loop)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn before 0.29
+            return None
+
+    return Server
+
+
+def _new_server(config: Any) -> Any:
+    return _server_class()(config)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_worker(
+    options: ServeOptions, listen: socket.socket, admin: socket.socket | None, router: Router
+) -> int:
+    """Run one worker in this process until it is stopped.
+
+    Returns:
+        The exit code.
+    """
+    worker = Worker(options, router)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(worker.serve(listen, admin))
+
+
+@contextlib.contextmanager
+def _sockets(options: ServeOptions) -> Iterator[tuple[socket.socket, socket.socket | None]]:
+    listen = bind(options.host, options.port)
+    try:
+        admin = bind(options.admin_host, options.admin_port) if options.admin_port >= 0 else None
+    except OSError:
+        listen.close()
+        raise
+    try:
+        yield listen, admin
+    finally:
+        listen.close()
+        if admin is not None:
+            admin.close()
+
+
+def run(options: ServeOptions) -> int:
+    """Run ``selectors-lib serve`` with ``options`` until stopped.
+
+    Raises:
+        ConfigError: The configuration file is invalid (before anything listens).
+        ImportError: uvicorn or prometheus_client is missing (names the extra).
+        OSError: An address cannot be bound.
+
+    Returns:
+        The exit code.
+    """
+    _import_uvicorn()
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "selectors-lib serve needs prometheus_client: pip install 'selectors-lib[serve]'"
+        ) from None
+    router = load_router(options.file)  # fail before listening on a broken file
+    setup_logging(options)
+    with _sockets(options) as (listen, admin):
+        if options.workers > 1:
+            from ._workers import supervise
+
+            return supervise(options, listen, admin)
+        return run_worker(options, listen, admin, router)
+
+
+def worker_entry() -> int:
+    """Entry point of a worker process started by the supervisor (settings in the environment)."""
+    spec = json.loads(os.environ[WORKER_ENV])
+    options = ServeOptions(**spec["options"])
+    setup_logging(options)
+    listen = socket.socket(fileno=spec["listen_fd"])
+    admin = socket.socket(fileno=spec["admin_fd"]) if spec.get("admin_fd") is not None else None
+    try:
+        router = load_router(options.file)
+    except Exception:
+        _log.exception("worker cannot load %s", options.file)
+        return 1
+    return run_worker(options, listen, admin, router)
