@@ -775,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="ROUTES", help="the configuration")
     p.add_argument("--host", default="127.0.0.1", help="proxy address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="proxy port (default 8080; 0: any)")
-    p.add_argument("--workers", type=_positive_keys, default=1, help="processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--admin-host", default="127.0.0.1", help="admin address (default 127.0.0.1)")
     p.add_argument(
         "--admin-port", type=int, default=9901, help="admin port (default 9901; 0: any; -1: off)"
@@ -823,23 +823,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .gateway._serve import ServeOptions, run  # only now: uvicorn is an optional extra
+    # Only now: uvicorn is an optional extra.
+    from .gateway._serve import ListenError, ServeOptions, run
 
-    options = ServeOptions(
-        file=args.file,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        admin_host=args.admin_host,
-        admin_port=args.admin_port,
-        drain_timeout=args.drain_timeout,
-        reload_interval=args.reload_interval,
-        access_log=args.access_log,
-        log_level=args.log_level,
-        trust_user_header=args.trust_user_header,
-        upstream_timeout=args.upstream_timeout,
-    )
-    return run(options)
+    try:
+        options = ServeOptions(
+            file=args.file,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            admin_host=args.admin_host,
+            admin_port=args.admin_port,
+            drain_timeout=args.drain_timeout,
+            reload_interval=args.reload_interval,
+            access_log=args.access_log,
+            log_level=args.log_level,
+            trust_user_header=args.trust_user_header,
+            upstream_timeout=args.upstream_timeout,
+        )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        return run(options)
+    except ListenError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _exit_code(code: object) -> int:

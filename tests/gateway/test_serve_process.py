@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import threading
@@ -225,3 +226,18 @@ def test_workers_route_identically_reload_together_and_sum_metrics(
         assert decisions == len(USERS) * 3  # every request, whichever worker took it
         gateway.signal(signal.SIGTERM)
         assert gateway.process.wait(15) == 0
+
+
+def test_a_worker_restarted_on_a_broken_file_serves_the_last_good_config(
+    backends: dict[str, Backend], tmp_path: Path
+) -> None:
+    config = tmp_path / "routes.json"
+    write_config(config, endpoints(backends), ["b"])
+    with serve(config, tmp_path, "--workers", "2", "--reload-interval", "0") as gateway:
+        wait_for(lambda: len(set(LISTENING.findall(gateway.stderr()))) == 2, "both workers")
+        config.write_text("{not json", "utf-8")
+        victim = int(LISTENING.findall(gateway.stderr())[0])
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "serving its last good copy" in gateway.stderr(), "the restart")
+        wait_for(lambda: len(set(LISTENING.findall(gateway.stderr()))) == 3, "the new worker")
+        assert {gateway.get("/", user=u)[1].split()[0] for u in USERS * 2} == {"b"}

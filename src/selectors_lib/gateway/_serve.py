@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import attrs
 
 from selectors_lib._config import load_router
+from selectors_lib._errors import SelectorsError
 from selectors_lib._headers import HeaderMapping
 from selectors_lib._pool import EndpointHealth
 from selectors_lib._reloader import FileReloader, fingerprint
@@ -46,6 +47,7 @@ from ._admin import AdminApp
 
 __all__ = [
     "PROXY_RUNS_HEALTH",
+    "ListenError",
     "ServeOptions",
     "bind",
     "make_proxy",
@@ -58,6 +60,9 @@ _log = logging.getLogger("selectors_lib.serve")
 #: True once the proxy starts and stops the configuration's health monitor with
 #: the ASGI lifespan itself; serve then leaves health to it (never two monitors).
 PROXY_RUNS_HEALTH = False
+
+#: More worker processes than this is a typo, not a deployment.
+MAX_WORKERS = 256
 
 #: The environment variable a supervisor hands a worker its settings in.
 WORKER_ENV = "SELECTORS_LIB_SERVE_WORKER"
@@ -89,6 +94,19 @@ def _import_uvicorn() -> Any:
     return uvicorn
 
 
+class ListenError(SelectorsError, OSError):
+    """An address of the gateway cannot be listened on (in use, not permitted)."""
+
+
+def _between(low: float, high: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not low <= value <= high:  # NaN fails too
+            flag = "--" + attribute.name.replace("_", "-")
+            raise ValueError(f"{flag} must be from {low:g} to {high:g}, got {value!r}")
+
+    return check
+
+
 @attrs.frozen
 class ServeOptions:
     """Everything ``selectors-lib serve`` is told on its command line.
@@ -110,33 +128,38 @@ class ServeOptions:
 
     file: str
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: int = attrs.field(default=8080, validator=_between(0, 65535))
+    workers: int = attrs.field(default=1, validator=_between(1, MAX_WORKERS))
     admin_host: str = "127.0.0.1"
-    admin_port: int = 9901
-    drain_timeout: float = 30.0
-    reload_interval: float = 1.0
-    access_log: str = "text"
+    admin_port: int = attrs.field(default=9901, validator=_between(-1, 65535))
+    drain_timeout: float = attrs.field(default=30.0, validator=_between(0, 86400))
+    reload_interval: float = attrs.field(default=1.0, validator=_between(0, 86400))
+    access_log: str = attrs.field(
+        default="text", validator=attrs.validators.in_(("text", "json", "off"))
+    )
     log_level: str = "info"
     trust_user_header: bool = False
-    upstream_timeout: float = 30.0
+    upstream_timeout: float = attrs.field(default=30.0, validator=_between(0.001, 86400))
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (IPv4 or IPv6), inheritable by workers.
 
     Raises:
-        OSError: The address cannot be bound.
+        ListenError: The address cannot be listened on.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc}") from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(f"cannot listen on {host}:{port}: {exc}") from exc
     sock.set_inheritable(True)
     return sock
 
@@ -191,7 +214,9 @@ class Worker:
         self.registry = CollectorRegistry()
         self.observer = instrument(router, registry=self.registry)
         self.reloader = FileReloader(router, options.file)
-        seen = fingerprint(options.file)
+        # The file served from: the configuration file, or the supervisor's
+        # last good copy of it when a restarted worker found it broken.
+        seen = fingerprint(router.config.source or options.file)
         self.digest: str | None = seen.digest if seen is not None else None
         self.serving = False
         self.draining = False
@@ -453,7 +478,7 @@ def run(options: ServeOptions) -> int:
     Raises:
         ConfigError: The configuration file is invalid (before anything listens).
         ImportError: uvicorn or prometheus_client is missing (names the extra).
-        OSError: An address cannot be bound.
+        ListenError: An address cannot be listened on.
 
     Returns:
         The exit code.
@@ -484,7 +509,11 @@ def worker_entry() -> int:
     admin = socket.socket(fileno=spec["admin_fd"]) if spec.get("admin_fd") is not None else None
     try:
         router = load_router(options.file)
-    except Exception:
-        _log.exception("worker cannot load %s", options.file)
-        return 1
+    except Exception as exc:
+        # Restarted while the file is broken: serve what the others serve.
+        fallback = spec.get("fallback")
+        if not fallback:
+            raise
+        _log.error("%s cannot be loaded; serving its last good copy: %s", options.file, exc)
+        router = load_router(fallback)
     return run_worker(options, listen, admin, router)

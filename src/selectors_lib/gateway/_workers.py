@@ -10,13 +10,16 @@ request itself. It
   the process);
 * forwards ``SIGTERM``/``SIGINT``: every worker drains; a worker still running
   ``drain_timeout + 5`` seconds later is killed;
-* restarts a worker that dies, at most :data:`MAX_RESTARTS` times a minute;
+* restarts a worker that dies, at most :data:`MAX_RESTARTS` times a minute.
+  It keeps a copy of the last configuration that loaded: a worker restarted
+  while the file is broken serves that copy, as its siblings still do;
 * gives the workers one ``PROMETHEUS_MULTIPROC_DIR``, so a scrape of the admin
   port, whichever worker answers it, sums the metrics of all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,9 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from types import FrameType
 
 import attrs
+
+from selectors_lib._config import load_config
 
 from ._serve import WORKER_ENV, ServeOptions
 
@@ -53,11 +59,15 @@ def supervise(options: ServeOptions, listen: socket.socket, admin: socket.socket
     Returns:
         0 after a clean stop, 1 when workers kept dying.
     """
-    metrics_dir = tempfile.mkdtemp(prefix="selectors-serve-metrics-")
+    state_dir = Path(tempfile.mkdtemp(prefix="selectors-serve-"))
+    metrics_dir = str(state_dir / "metrics")
+    os.mkdir(metrics_dir)
+    last_good = _LastGood(Path(options.file), state_dir)
     spec = {
         "options": attrs.asdict(options),
         "listen_fd": listen.fileno(),
         "admin_fd": admin.fileno() if admin is not None else None,
+        "fallback": str(last_good.copy),
     }
     env = dict(os.environ)
     env[WORKER_ENV] = json.dumps(spec)
@@ -76,12 +86,18 @@ def supervise(options: ServeOptions, listen: socket.socket, admin: socket.socket
     restarts: list[float] = []
     stopping_since: float | None = None
     code = 0
+    check_every = max(options.reload_interval, 1.0)
+    next_check = time.monotonic() + check_every
     try:
         while True:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + check_every
+                last_good.refresh()
             while pending:
                 signum = pending.pop(0)
                 if signum == signal.SIGHUP:
                     _log.info("supervisor: SIGHUP: every worker reloads")
+                    last_good.refresh()
                 elif stopping_since is None:
                     stopping_since = time.monotonic()
                     _log.info("supervisor: stopping; workers drain")
@@ -122,9 +138,42 @@ def supervise(options: ServeOptions, listen: socket.socket, admin: socket.socket
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
     _log.info("supervisor: stopped")
     return code
+
+
+class _LastGood:
+    """A copy of the last state of the configuration file that loaded.
+
+    Args:
+        path: The configuration file (valid now: the supervisor checked it).
+        directory: Where the copy is kept (same suffix, so the same format).
+    """
+
+    def __init__(self, path: Path, directory: Path) -> None:
+        self.path = path
+        self.copy = directory / ("last-good" + path.suffix)
+        self._candidate = directory / ("candidate" + path.suffix)
+        self._digest = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Keep the file's current content if it changed and loads."""
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._digest:
+            return
+        self._digest = digest  # a broken state is checked once
+        self._candidate.write_bytes(data)
+        try:
+            load_config(self._candidate)
+        except Exception:
+            return  # the workers log why; the last good copy stays
+        os.replace(self._candidate, self.copy)
 
 
 def _forget(pid: int, directory: str) -> None:
