@@ -319,7 +319,64 @@ def main() -> int:
                 wait_port(port)
                 results.append(measure("nginx", port, proc.pid, seconds, script))
     report(results)
+    cost = access_log_cost(5_000 if args.quick else 50_000)
+    print()
+    print(
+        "serve's own per-request CPU (access log + request metrics, in-process, over a no-op app): "
+        + ", ".join(
+            f"{name} log {cost[name] - cost['bare']:.1f} us" for name in ("text", "json", "off")
+        )
+    )
     return 0
+
+
+def access_log_cost(n: int) -> dict[str, float]:
+    """CPU per request of serve's own wrapper (access log line + request metrics), in-process."""
+    import asyncio
+    import logging
+
+    from prometheus_client import CollectorRegistry
+
+    from selectors_lib.gateway._accesslog import AccessLog, RequestMetrics
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok\n"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        return None
+
+    with open(os.devnull, "w") as sink:
+        logger = logging.getLogger("bench_proxy.access")
+        logger.propagate = False
+        logger.handlers[:] = [logging.StreamHandler(sink)]
+        logger.setLevel(logging.INFO)
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "raw_path": b"/",
+            "query_string": b"",
+            "http_version": "1.1",
+            "headers": [(b"x-spinnaker-user", b"user-1")],
+            "client": ("127.0.0.1", 40000),
+        }
+        out = {}
+        for label, fmt in (("text", "text"), ("json", "json"), ("off", "off")):
+            wrapped = AccessLog(app, logger, fmt=fmt, metrics=RequestMetrics(CollectorRegistry()))
+            for target, name in ((app, "bare"), (wrapped, label)):
+
+                async def loop(target: Any = target) -> None:
+                    for _ in range(n):
+                        await target(dict(scope), receive, send)
+
+                start = time.process_time()
+                asyncio.run(loop())
+                out[name] = (time.process_time() - start) / n * 1e6
+        return out
 
 
 def _has(module: str) -> bool:

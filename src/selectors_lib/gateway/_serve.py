@@ -491,8 +491,8 @@ def run(options: ServeOptions) -> int:
             "selectors-lib serve needs prometheus_client: pip install 'selectors-lib[serve]'"
         ) from None
     router = load_router(options.file)  # fail before listening on a broken file
-    setup_logging(options)
     with _sockets(options) as (listen, admin):
+        setup_logging(options)
         if options.workers > 1:
             from ._workers import supervise
 
