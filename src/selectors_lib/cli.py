@@ -814,9 +814,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--upstream-timeout",
         type=float,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="seconds to wait for an upstream on each read and write (default 30)",
+        help="seconds to wait for an upstream on each read and write (default: the proxy's)",
     )
     p.set_defaults(handler=_cmd_serve)
     return parser

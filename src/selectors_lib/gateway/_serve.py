@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -46,7 +48,6 @@ from ._accesslog import AccessLog, ASGIApp, RequestMetrics, remember_decisions
 from ._admin import AdminApp
 
 __all__ = [
-    "PROXY_RUNS_HEALTH",
     "ListenError",
     "ServeOptions",
     "bind",
@@ -57,10 +58,6 @@ __all__ = [
 
 _log = logging.getLogger("selectors_lib.serve")
 
-#: True once the proxy starts and stops the configuration's health monitor with
-#: the ASGI lifespan itself; serve then leaves health to it (never two monitors).
-PROXY_RUNS_HEALTH = False
-
 #: More worker processes than this is a typo, not a deployment.
 MAX_WORKERS = 256
 
@@ -68,20 +65,38 @@ MAX_WORKERS = 256
 WORKER_ENV = "SELECTORS_LIB_SERVE_WORKER"
 
 
-def make_proxy(router: Router, mapping: HeaderMapping, timeout: float) -> ASGIApp:
-    """The data-plane proxy for ``router``: the only place serve names it.
+def make_proxy(router: Router, mapping: HeaderMapping, timeout: float | None) -> ASGIApp:
+    """The data-plane proxy for ``router``: the one place serve names it.
+
+    ``selectors_lib.gateway.SelectorsProxy`` when the gateway package has it,
+    else the older ``selectors_lib.asgi.SelectorsProxy``. Serve runs the
+    health monitor itself (and replaces it when a reload changes the
+    ``health:`` section), so a proxy that could start one with the lifespan is
+    told not to (``health=False``): exactly one monitor runs.
 
     Args:
         router: The router to serve.
         mapping: How request headers become criteria.
-        timeout: Seconds to wait for an upstream on each read and write.
+        timeout: Seconds to wait for an upstream on each read and write
+            (``None``: the proxy's default, or the configuration's).
 
     Returns:
         The ASGI app.
     """
-    from selectors_lib.asgi import SelectorsProxy
-
-    return SelectorsProxy(router, mapping=mapping, timeout=timeout)
+    # Looked up by name, not imported: the same line serves before and after
+    # the data plane moved into this package.
+    proxy_class: Any = getattr(
+        importlib.import_module("selectors_lib.gateway"), "SelectorsProxy", None
+    )
+    if proxy_class is None:
+        proxy_class = importlib.import_module("selectors_lib.asgi").SelectorsProxy
+    kwargs: dict[str, Any] = {"mapping": mapping}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if "health" in inspect.signature(proxy_class).parameters:
+        kwargs["health"] = False
+    app: ASGIApp = proxy_class(router, **kwargs)
+    return app
 
 
 def _import_uvicorn() -> Any:
@@ -123,7 +138,8 @@ class ServeOptions:
         access_log: ``text``, ``json`` or ``off``.
         log_level: Level of the process log (stderr).
         trust_user_header: Route on ``X-SPINNAKER-USER`` as sent by the client.
-        upstream_timeout: Seconds to wait for an upstream on each read and write.
+        upstream_timeout: Seconds to wait for an upstream on each read and write
+            (None: the proxy's default, or the configuration's).
     """
 
     file: str
@@ -139,7 +155,9 @@ class ServeOptions:
     )
     log_level: str = "info"
     trust_user_header: bool = False
-    upstream_timeout: float = attrs.field(default=30.0, validator=_between(0.001, 86400))
+    upstream_timeout: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_between(0.001, 86400))
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -248,7 +266,7 @@ class Worker:
                 "last_reload_error": str(error) if error is not None else None,
             },
             "health": {
-                "monitor": "proxy" if PROXY_RUNS_HEALTH else ("on" if monitor else "off"),
+                "monitor": "on" if monitor is not None else "off",
                 "rounds": monitor.status.rounds if monitor is not None else 0,
                 "down": sorted(eid for eid, h in self.router.health.items() if not h.healthy),
             },
@@ -273,7 +291,7 @@ class Worker:
         """Run exactly one monitor for the ``health:`` section now serving (none without one)."""
         from selectors_lib.health import HealthMonitor, HealthSettings
 
-        settings = None if PROXY_RUNS_HEALTH else self.router.config.health
+        settings = self.router.config.health
         if not isinstance(settings, HealthSettings):
             settings = None
         old = self.monitor
