@@ -100,8 +100,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def wrk(port: int, seconds: float, script: Path) -> dict[str, float]:
@@ -123,8 +123,8 @@ def wrk(port: int, seconds: float, script: Path) -> dict[str, float]:
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
@@ -333,7 +333,6 @@ def main() -> int:
 def access_log_cost(n: int) -> dict[str, float]:
     """CPU per request of serve's own wrapper (access log line + request metrics), in-process."""
     import asyncio
-    import logging
 
     from prometheus_client import CollectorRegistry
 
@@ -349,11 +348,10 @@ def access_log_cost(n: int) -> dict[str, float]:
     async def send(message: Any) -> None:
         return None
 
-    with open(os.devnull, "w") as sink:
-        logger = logging.getLogger("bench_proxy.access")
-        logger.propagate = False
-        logger.handlers[:] = [logging.StreamHandler(sink)]
-        logger.setLevel(logging.INFO)
+    from selectors_lib.gateway._accesslog import LineSink
+
+    with open(os.devnull, "wb") as sink_file:
+        sink = LineSink(sink_file.fileno())
         scope = {
             "type": "http",
             "method": "GET",
@@ -366,7 +364,9 @@ def access_log_cost(n: int) -> dict[str, float]:
         }
         out = {}
         for label, fmt in (("text", "text"), ("json", "json"), ("off", "off")):
-            wrapped = AccessLog(app, logger, fmt=fmt, metrics=RequestMetrics(CollectorRegistry()))
+            wrapped = AccessLog(
+                app, sink.write, fmt=fmt, metrics=RequestMetrics(CollectorRegistry())
+            )
             for target, name in ((app, "bare"), (wrapped, label)):
 
                 async def loop(target: Any = target) -> None:

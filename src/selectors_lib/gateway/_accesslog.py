@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextvars
 import json
-import logging
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -33,7 +34,14 @@ from selectors_lib._events import Event, SelectEvent
 from selectors_lib._proxy_common import DECISION_KEY, ENDPOINT_KEY
 from selectors_lib._router import Decision, Router
 
-__all__ = ["RECORD_KEY", "AccessLog", "RequestMetrics", "remember_decisions"]
+__all__ = [
+    "RECORD_KEY",
+    "AccessLog",
+    "LineSink",
+    "RequestMetrics",
+    "decision_of",
+    "remember_decisions",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +60,11 @@ _LAST_SELECT: contextvars.ContextVar[SelectEvent | None] = contextvars.ContextVa
 # A request target is client-controlled: the line keeps at most this much of it.
 _MAX_TARGET = 1024
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# Anything but visible ASCII, a quote or a backslash needs escaping.
+_UNSAFE = re.compile(rb'[^\x21-\x7e]|["\\]')
+# Names come from configuration: few, and each one is escaped once.
+_FIELDS: dict[str, str] = {}
+_MAX_FIELDS = 4096
 
 
 def _on_event(event: Event) -> None:
@@ -74,8 +87,12 @@ def remember_decisions(router: Router) -> Callable[[], None]:
 def _escaped(raw: bytes) -> str:
     # Control bytes, quotes and non-ASCII are escaped: one request, one line,
     # and no byte of the client's can fake a field of its own.
-    text = raw[:_MAX_TARGET].decode("latin-1").encode("unicode_escape").decode("ascii")
-    text = text.replace('"', '\\"')
+    cut = raw[:_MAX_TARGET]
+    if _UNSAFE.search(cut) is None:
+        text = cut.decode("ascii")  # the usual case: nothing to escape
+    else:
+        text = cut.decode("latin-1").encode("unicode_escape").decode("ascii")
+        text = text.replace('"', '\\"')
     return text + ("..." if len(raw) > _MAX_TARGET else "")
 
 
@@ -86,11 +103,20 @@ def _field(value: object) -> str:
         return "1"
     if value is False:
         return "0"
+    if isinstance(value, int):
+        return str(value)
     text = str(value)
+    known = _FIELDS.get(text)
+    if known is not None:
+        return known
     # Rule and endpoint names come from configuration; keep them one token each.
     if text and all(c.isprintable() and not c.isspace() and c != '"' for c in text):
-        return text
-    return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+        shown = text
+    else:
+        shown = '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    if len(_FIELDS) < _MAX_FIELDS:
+        _FIELDS[text] = shown
+    return shown
 
 
 def decision_of(scope: Scope) -> dict[str, Any]:
@@ -175,21 +201,74 @@ class RequestMetrics:
         self._observe(seconds)
 
 
+class LineSink:
+    """Access-log lines to a file descriptor, written in batches.
+
+    A write per request costs a system call; lines are collected and written
+    when 16 KiB have gathered or :meth:`flush` is called (the worker calls it
+    every 200 ms and at exit). Each ``write`` carries whole lines and at most
+    4 KiB (``PIPE_BUF``), so lines of several workers sharing one pipe or
+    ``O_APPEND`` file never interleave.
+
+    Args:
+        fd: Where the lines go (stdout: 1).
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def write(self, line: str) -> None:
+        """Queue one line (without its newline)."""
+        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        self._lines.append(data)
+        self._size += len(data)
+        if self._size >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        lines, self._lines, self._size = self._lines, [], 0
+        chunk: list[bytes] = []
+        size = 0
+        for data in lines:
+            if chunk and size + len(data) > _PIPE_BUF:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            self._write(b"".join(chunk))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            pass  # a closed stdout must not fail requests; the metrics still count
+
+
+_BATCH = 16 * 1024
+_PIPE_BUF = 4096
+
+
 class AccessLog:
     """Wrap an ASGI app: one log line per HTTP request, with the routing decision.
 
     Args:
         app: The proxy.
-        logger: Where lines go (at INFO).
+        write: Takes each line (without newline), e.g. :meth:`LineSink.write`.
         fmt: ``"text"`` (one ``key=value`` line) or ``"json"`` (one object a line);
-            ``"off"`` logs nothing (metrics are still kept).
+            ``"off"`` writes nothing (metrics are still kept).
         metrics: Request metrics to keep, if any.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        logger: logging.Logger,
+        write: Callable[[str], object],
         *,
         fmt: str = "text",
         metrics: RequestMetrics | None = None,
@@ -197,7 +276,7 @@ class AccessLog:
         if fmt not in ("text", "json", "off"):
             raise ValueError(f"access log format must be text, json or off, got {fmt!r}")
         self.app = app
-        self.logger = logger
+        self.write = write
         self.fmt = fmt
         self.metrics = metrics
 
@@ -213,10 +292,10 @@ class AccessLog:
 
         async def counting_send(message: Message) -> None:
             nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
+            if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = int(message["status"])
             await send(message)
 
         try:
@@ -227,10 +306,10 @@ class AccessLog:
             if self.metrics is not None and status:
                 self.metrics.record(status, seconds)
             if self.fmt != "off":
-                self._log(scope, status or 499, sent, seconds)
+                self.write(self._line(scope, status or 499, sent, seconds))
             _LAST_SELECT.reset(token)
 
-    def _log(self, scope: Scope, status: int, sent: int, seconds: float) -> None:
+    def _line(self, scope: Scope, status: int, sent: int, seconds: float) -> str:
         decision = decision_of(scope)
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "-"
@@ -238,11 +317,11 @@ class AccessLog:
         if not isinstance(raw, bytes):
             raw = str(scope.get("path", "")).encode("utf-8")
         query = scope.get("query_string") or b""
-        target = raw + (b"?" + query if query else b"")
+        target = raw + b"?" + query if query else raw
         method = str(scope.get("method", "-"))
         version = str(scope.get("http_version", "1.1"))
         if self.fmt == "json":
-            line = json.dumps(
+            return json.dumps(
                 {
                     "client": peer,
                     "method": method,
@@ -255,14 +334,12 @@ class AccessLog:
                 },
                 separators=(",", ":"),
             )
-        else:
-            line = (
-                f'{peer} "{_escaped(method.encode("latin-1"))} {_escaped(target)} HTTP/{version}" '
-                f"{status} {sent} {seconds * 1000:.2f}ms"
-                f" rule={_field(decision['rule'])} endpoint={_field(decision['endpoint'])}"
-                f" key_source={_field(decision['key_source'])}"
-                f" attempts={_field(decision['attempts'])}"
-                f" failover={_field(decision['failover'])}"
-                f" upstream_status={_field(decision['upstream_status'])}"
-            )
-        self.logger.info(line)
+        return (
+            f'{peer} "{_escaped(method.encode("latin-1"))} {_escaped(target)} HTTP/{version}" '
+            f"{status} {sent} {seconds * 1000:.2f}ms"
+            f" rule={_field(decision['rule'])} endpoint={_field(decision['endpoint'])}"
+            f" key_source={_field(decision['key_source'])}"
+            f" attempts={_field(decision['attempts'])}"
+            f" failover={_field(decision['failover'])}"
+            f" upstream_status={_field(decision['upstream_status'])}"
+        )

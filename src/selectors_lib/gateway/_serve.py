@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, TextIO
+from typing import Any
 
 import attrs
 
@@ -44,7 +44,7 @@ from selectors_lib._pool import EndpointHealth
 from selectors_lib._reloader import FileReloader, fingerprint
 from selectors_lib._router import Router
 
-from ._accesslog import AccessLog, ASGIApp, RequestMetrics, remember_decisions
+from ._accesslog import AccessLog, ASGIApp, LineSink, RequestMetrics, remember_decisions
 from ._admin import AdminApp
 
 __all__ = [
@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("selectors_lib.serve")
+
+#: Seconds access-log lines may wait in memory before they are written.
+_FLUSH_EVERY = 0.2
 
 #: More worker processes than this is a typo, not a deployment.
 MAX_WORKERS = 256
@@ -187,12 +190,8 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def setup_logging(options: ServeOptions, stream: TextIO | None = None) -> logging.Logger:
-    """Process log to stderr; access log lines to stdout (message only).
-
-    Returns:
-        The access logger.
-    """
+def setup_logging(options: ServeOptions) -> None:
+    """The process log, to stderr (access-log lines go to stdout on their own)."""
     level = getattr(logging, options.log_level.upper(), logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -205,13 +204,6 @@ def setup_logging(options: ServeOptions, stream: TextIO | None = None) -> loggin
     # per-request lines would double the log volume.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    access = logging.getLogger("selectors_lib.access")
-    access_handler = logging.StreamHandler(stream or sys.stdout)
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.handlers[:] = [access_handler]
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    return access
 
 
 class Worker:
@@ -243,6 +235,7 @@ class Worker:
         self._monitor_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[Any] = []
+        self.access = LineSink(sys.stdout.fileno())
 
     # -- what the admin endpoints report -------------------------------------------
 
@@ -319,6 +312,11 @@ class Worker:
             self._monitor_task = asyncio.create_task(self.monitor.run(), name="serve-health")
             _log.info("health monitor on: %d probe(s)", len(self.monitor.probes))
 
+    async def _flush_access_log(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY)
+            self.access.flush()
+
     async def _poll(self) -> None:
         interval = self.options.reload_interval
         parent = os.getppid()
@@ -356,12 +354,14 @@ class Worker:
         """Serve until a stop signal; return the exit code."""
         uvicorn = _import_uvicorn()
         loop = asyncio.get_running_loop()
-        access = logging.getLogger("selectors_lib.access")
         remember_decisions(self.router)
         mapping = HeaderMapping(trust_user_header=self.options.trust_user_header)
         proxy = make_proxy(self.router, mapping, self.options.upstream_timeout)
         app = AccessLog(
-            proxy, access, fmt=self.options.access_log, metrics=RequestMetrics(self.registry)
+            proxy,
+            self.access.write,
+            fmt=self.options.access_log,
+            metrics=RequestMetrics(self.registry),
         )
         main = _new_server(
             uvicorn.Config(
@@ -401,6 +401,7 @@ class Worker:
         )
         main_task = asyncio.create_task(main.serve(sockets=[listen]))
         poll = asyncio.create_task(self._poll())
+        flusher = asyncio.create_task(self._flush_access_log())
         while not main.started and not main_task.done():
             await asyncio.sleep(0.01)
         self.serving = main.started
@@ -417,9 +418,9 @@ class Worker:
             await main_task
         finally:
             self.serving = False
-            poll.cancel()
-            for task in [poll, *self._tasks]:
+            for task in [poll, flusher, *self._tasks]:
                 task.cancel()
+            self.access.flush()
             if self._monitor_task is not None:
                 self._monitor_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
