@@ -241,3 +241,32 @@ def test_a_worker_restarted_on_a_broken_file_serves_the_last_good_config(
         wait_for(lambda: "serving its last good copy" in gateway.stderr(), "the restart")
         wait_for(lambda: len(set(LISTENING.findall(gateway.stderr()))) == 3, "the new worker")
         assert {gateway.get("/", user=u)[1].split()[0] for u in USERS * 2} == {"b"}
+
+
+def test_a_reload_starts_replaces_and_stops_the_health_monitor(
+    backends: dict[str, Backend], tmp_path: Path
+) -> None:
+    dead = Backend("dead")
+    dead.close()
+    config = tmp_path / "routes.json"
+    pool = {"a": backends["a"].url, "dead": dead.url}
+    health = {
+        "interval": 0.1,
+        "timeout": 0.5,
+        "eject_after": 1,
+        "readmit_after": 1,
+        "probes": [{"type": "http", "name": "web", "endpoints": ["a", "dead"], "path": "/"}],
+    }
+    write_config(config, pool, ["a", "dead"])
+    with serve(config, tmp_path, "--reload-interval", "0") as gateway:
+        assert gateway.ready()[1]["health"]["monitor"] == "off"
+        write_config(config, pool, ["a", "dead"], health=health)
+        gateway.signal(signal.SIGHUP)
+        wait_for(lambda: gateway.ready()[1]["health"]["down"] == ["dead"], "the ejection")
+        # Without a health section nothing probes: what the monitor ejected comes back.
+        write_config(config, pool, ["a", "dead"])
+        gateway.signal(signal.SIGHUP)
+        state = wait_for(
+            lambda: (s := gateway.ready()[1])["health"]["monitor"] == "off" and s, "the reload"
+        )
+        assert state["health"] == {"monitor": "off", "rounds": 0, "down": []}

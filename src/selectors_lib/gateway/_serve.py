@@ -234,6 +234,7 @@ class Worker:
         self.monitor: Any = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._monitor_lock = asyncio.Lock()
         self._servers: list[Any] = []
         self.access = LineSink(sys.stdout.fileno())
 
@@ -278,10 +279,22 @@ class Worker:
             seen = fingerprint(self.options.file)
             self.digest = seen.digest if seen is not None else None
             _log.info("%s: now serving generation %d", why, self.router.generation)
-            await self.sync_monitor()
+            try:
+                await self.sync_monitor()
+            except Exception:
+                _log.exception("the new health section could not start; no health monitor runs")
 
     async def sync_monitor(self) -> None:
-        """Run exactly one monitor for the ``health:`` section now serving (none without one)."""
+        """Run exactly one monitor for the ``health:`` section now serving (none without one).
+
+        Raises:
+            ImportError: A probe needs an extra that is not installed.
+        """
+        # A SIGHUP and a poll may both have reloaded: one replacement at a time.
+        async with self._monitor_lock:
+            await self._sync_monitor()
+
+    async def _sync_monitor(self) -> None:
         from selectors_lib.health import HealthMonitor, HealthSettings
 
         settings = self.router.config.health
