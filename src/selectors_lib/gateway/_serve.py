@@ -332,14 +332,20 @@ class Worker:
 
     async def _poll(self) -> None:
         interval = self.options.reload_interval
+        supervised = bool(os.environ.get(WORKER_ENV))
         parent = os.getppid()
+        # A worker checks on its supervisor every second, whatever the interval.
+        tick = min(interval, 1.0) if interval > 0 else 1.0
+        loop = asyncio.get_running_loop()
+        next_reload = loop.time() + interval
         while True:
-            await asyncio.sleep(interval if interval > 0 else 1.0)
-            if os.environ.get(WORKER_ENV) and os.getppid() != parent:
+            await asyncio.sleep(tick)
+            if supervised and os.getppid() != parent:
                 _log.warning("the supervisor is gone: shutting down")
                 self.shutdown()
                 return
-            if interval > 0:
+            if interval > 0 and loop.time() >= next_reload:
+                next_reload = loop.time() + interval
                 await self.reload("file changed")
 
     def _spawn(self, coro: Any) -> None:

@@ -50,7 +50,11 @@ _KILL_GRACE = 5.0
 
 def _spawn(env: dict[str, str], fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
     code = "from selectors_lib.gateway._serve import worker_entry; raise SystemExit(worker_entry())"
-    return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=fds)
+    # A session of its own: Ctrl-C reaches the supervisor only, which forwards
+    # it once (a second SIGINT would skip the drain).
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, pass_fds=fds, start_new_session=True
+    )
 
 
 def supervise(options: ServeOptions, listen: socket.socket, admin: socket.socket | None) -> int:
