@@ -788,6 +788,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long requests in flight may take to finish (default 30)",
     )
     p.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep accepting this long while /readyz says 503 (default 0)",
+    )
+    p.add_argument(
         "--reload-interval",
         type=float,
         default=1.0,
@@ -835,6 +842,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             admin_host=args.admin_host,
             admin_port=args.admin_port,
             drain_timeout=args.drain_timeout,
+            drain_delay=args.drain_delay,
             reload_interval=args.reload_interval,
             access_log=args.access_log,
             log_level=args.log_level,

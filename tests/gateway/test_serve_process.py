@@ -270,3 +270,19 @@ def test_a_reload_starts_replaces_and_stops_the_health_monitor(
             lambda: (s := gateway.ready()[1])["health"]["monitor"] == "off" and s, "the reload"
         )
         assert state["health"] == {"monitor": "off", "rounds": 0, "down": []}
+
+
+def test_drain_delay_turns_unready_but_keeps_serving_until_it_ends(
+    backends: dict[str, Backend], tmp_path: Path
+) -> None:
+    config = tmp_path / "routes.json"
+    write_config(config, endpoints(backends), ["a"])
+    with serve(config, tmp_path, "--drain-delay", "1.5", "--drain-timeout", "2") as gateway:
+        assert gateway.ready()[0] == 200
+        gateway.signal(signal.SIGTERM)
+        wait_for(lambda: "still accepting" in gateway.stderr(), "the stop signal")
+        status, state = gateway.ready()
+        assert (status, state["draining"]) == (503, True)
+        assert gateway.get("/", user="u") == (200, "a /\n")  # still served meanwhile
+        assert gateway.process.wait(10) == 0
+    assert gateway.stderr().index("still accepting") < gateway.stderr().index("draining: up to")

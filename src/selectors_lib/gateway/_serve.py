@@ -137,6 +137,8 @@ class ServeOptions:
         admin_host: Address of the admin endpoints.
         admin_port: Their port (0: a free one; -1: no admin endpoints).
         drain_timeout: Seconds requests in flight get to finish on shutdown.
+        drain_delay: Seconds between a stop signal (readiness turns 503) and
+            closing the listener.
         reload_interval: Seconds between checks of the file (0: only on SIGHUP).
         access_log: ``text``, ``json`` or ``off``.
         log_level: Level of the process log (stderr).
@@ -152,6 +154,7 @@ class ServeOptions:
     admin_host: str = "127.0.0.1"
     admin_port: int = attrs.field(default=9901, validator=_between(-1, 65535))
     drain_timeout: float = attrs.field(default=30.0, validator=_between(0, 86400))
+    drain_delay: float = attrs.field(default=0.0, validator=_between(0, 3600))
     reload_interval: float = attrs.field(default=1.0, validator=_between(0, 86400))
     access_log: str = attrs.field(
         default="text", validator=attrs.validators.in_(("text", "json", "off"))
@@ -356,13 +359,23 @@ class Worker:
     # -- shutdown ------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Start draining; called a second time, stop at once."""
+        """Turn unready, then drain; called a second time, stop at once."""
         if self.draining:
             _log.warning("second stop signal: cancelling requests in flight")
-            for server in self._servers:
+            for server in self._servers[:1]:
+                server.should_exit = True
                 server.force_exit = True
             return
         self.draining = True
+        delay = self.options.drain_delay
+        if delay > 0:
+            # Load balancers polling /readyz stop sending before the listener closes.
+            _log.info("not ready; still accepting for %gs, then draining", delay)
+            asyncio.get_running_loop().call_later(delay, self._drain)
+        else:
+            self._drain()
+
+    def _drain(self) -> None:
         _log.info("draining: up to %gs for requests in flight", self.options.drain_timeout)
         if self._servers:
             self._servers[0].should_exit = True

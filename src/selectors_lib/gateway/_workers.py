@@ -9,7 +9,7 @@ request itself. It
   request identically (routing depends on the configuration only, never on
   the process);
 * forwards ``SIGTERM``/``SIGINT``: every worker drains; a worker still running
-  ``drain_timeout + 5`` seconds later is killed;
+  ``drain_delay + drain_timeout + 5`` seconds later is killed;
 * restarts a worker that dies, at most :data:`MAX_RESTARTS` times a minute.
   It keeps a copy of the last configuration that loaded: a worker restarted
   while the file is broken serves that copy, as its siblings still do;
@@ -112,7 +112,8 @@ def supervise(options: ServeOptions, listen: socket.socket, admin: socket.socket
             if stopping_since is not None:
                 if not alive:
                     break
-                if time.monotonic() - stopping_since > options.drain_timeout + _KILL_GRACE:
+                allowed = options.drain_delay + options.drain_timeout + _KILL_GRACE
+                if time.monotonic() - stopping_since > allowed:
                     for worker in alive:
                         _log.error("supervisor: worker %d did not stop: killed", worker.pid)
                         worker.kill()
