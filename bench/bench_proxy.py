@@ -204,7 +204,7 @@ def python_process(args: list[str], port: int, log: Path) -> Iterator[subprocess
 PROXY_APP = """
 import sys, uvicorn
 from selectors_lib import HeaderMapping, load_router
-from selectors_lib.gateway._serve import make_proxy
+from selectors_lib.gateway._worker import make_proxy
 app = make_proxy(load_router(sys.argv[1]), HeaderMapping(trust_user_header=True), 30.0)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="auto", http="auto",
             access_log=False, log_level="warning", server_header=False, date_header=False,

@@ -2,7 +2,8 @@
 
 ``selectors-lib serve ROUTES`` runs a production gateway from a configuration
 file alone (see ``docs/serve.md``); its implementation lives in private
-modules here (``_serve``, ``_workers``, ``_admin``, ``_accesslog``).
+modules here (``_serve``, ``_options``, ``_worker``, ``_supervisor``, ``_admin``,
+``_accesslog``).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import attrs
 
 from selectors_lib._config import load_config
 
-from ._serve import WORKER_ENV, ServeOptions
+from ._options import WORKER_ENV, ServeOptions
 
 __all__ = ["MAX_RESTARTS", "supervise"]
 
