@@ -767,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "serve",
         "run a routing gateway",
-        "Run a reverse proxy that routes every request by FILE: health probes from its "
+        "Run a reverse proxy that routes every request by ROUTES: health probes from its "
         "health: section, reload on change and on SIGHUP, graceful drain on SIGTERM, "
         "metrics and readiness on an admin port, an access log line per request. Needs "
         "pip install 'selectors-lib[serve]'. See docs/serve.md.",
@@ -775,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="ROUTES", help="the configuration")
     p.add_argument("--host", default="127.0.0.1", help="proxy address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="proxy port (default 8080; 0: any)")
-    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     p.add_argument("--admin-host", default="127.0.0.1", help="admin address (default 127.0.0.1)")
     p.add_argument(
         "--admin-port", type=int, default=9901, help="admin port (default 9901; 0: any; -1: off)"
@@ -799,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="how often to check FILE for changes (default 1; 0: only on SIGHUP)",
+        help="how often to check ROUTES for changes (default 1; 0: only on SIGHUP)",
     )
     p.add_argument(
         "--access-log",
