@@ -8,6 +8,7 @@ Subcommands (``selectors-lib <command> --help`` for each):
 ``simulate FILE``   N synthetic keys through a pool: spread, and movement on changes
 ``demo``            route sample requests through the bundled example
 ``convert``         Spinnaker ``orca.yml``/``gate.yml``/``baseUrls`` to native configuration
+``serve FILE``      run a routing gateway (``pip install 'selectors-lib[serve]'``)
 
 Exit codes: see :data:`EXIT_CODES` (and ``docs/cli.md``). Honours ``NO_COLOR``;
 colour only on a terminal. Errors go to stderr.
@@ -764,7 +765,98 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON even if PyYAML is installed")
     p.set_defaults(handler=_cmd_convert)
+
+    p = command(
+        "serve",
+        "run a routing gateway",
+        "Run a reverse proxy that routes every request by ROUTES: health probes from its "
+        "health: section, reload on change and on SIGHUP, graceful drain on SIGTERM, "
+        "metrics and readiness on an admin port, an access log line per request. Needs "
+        "pip install 'selectors-lib[serve]'. See docs/serve.md.",
+    )
+    p.add_argument("file", metavar="ROUTES", help="the configuration")
+    p.add_argument("--host", default="127.0.0.1", help="proxy address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="proxy port (default 8080; 0: any)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("--admin-host", default="127.0.0.1", help="admin address (default 127.0.0.1)")
+    p.add_argument(
+        "--admin-port", type=int, default=9901, help="admin port (default 9901; 0: any; -1: off)"
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish (default 30)",
+    )
+    p.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep accepting this long while /readyz says 503 (default 0)",
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to check ROUTES for changes (default 1; 0: only on SIGHUP)",
+    )
+    p.add_argument(
+        "--access-log",
+        choices=("text", "json", "off"),
+        default="text",
+        help="access log lines on stdout (default text)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="process log level, on stderr (default info)",
+    )
+    p.add_argument(
+        "--trust-user-header",
+        action="store_true",
+        help="route on X-SPINNAKER-USER as the client sends it (only behind a trusted edge)",
+    )
+    p.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait for an upstream on each read and write (default: the proxy's)",
+    )
+    p.set_defaults(handler=_cmd_serve)
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # Only now: uvicorn is an optional extra.
+    from .gateway._serve import ListenError, ServeOptions, run
+
+    try:
+        options = ServeOptions(
+            file=args.file,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            admin_host=args.admin_host,
+            admin_port=args.admin_port,
+            drain_timeout=args.drain_timeout,
+            drain_delay=args.drain_delay,
+            reload_interval=args.reload_interval,
+            access_log=args.access_log,
+            log_level=args.log_level,
+            trust_user_header=args.trust_user_header,
+            upstream_timeout=args.upstream_timeout,
+        )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        return run(options)
+    except ListenError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _exit_code(code: object) -> int:

@@ -1,0 +1,345 @@
+"""One access-log line (and request metrics) per proxied request, with its routing decision.
+
+:class:`AccessLog` is a pure ASGI wrapper around the data-plane proxy. It keeps
+no per-request state beyond the call: the status and byte count live in the
+``send`` closure of the request, the decision is read from the request scope
+once the proxy returns.
+
+Where the decision comes from, first found wins:
+
+1. ``scope["extensions"]["selectors_lib"]``, the record the gateway proxy
+   leaves after handling a request: ``{"rule": str, "endpoint": str,
+   "key_source": str | None, "attempts": int, "failover": bool,
+   "upstream_status": int | None}``.
+2. The router's own :class:`~selectors_lib.SelectEvent` for this request,
+   caught by :func:`remember_decisions` in a context variable (``select()``
+   runs synchronously inside the request's task, so the variable holds this
+   request's event and no other), plus ``key_source`` from the
+   :class:`~selectors_lib.Decision` in ``scope["state"]`` when the proxy
+   explains. This serves proxies that leave no record (today's
+   :class:`selectors_lib.asgi.SelectorsProxy`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from selectors_lib._events import Event, SelectEvent
+from selectors_lib._proxy_common import DECISION_KEY, ENDPOINT_KEY
+from selectors_lib._router import Decision, Router
+
+__all__ = [
+    "RECORD_KEY",
+    "AccessLog",
+    "LineSink",
+    "RequestMetrics",
+    "decision_of",
+    "remember_decisions",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The key of the proxy's decision record in ``scope["extensions"]``.
+RECORD_KEY = "selectors_lib"
+
+#: The latest routing decision made in the current context (one request's task).
+_LAST_SELECT: contextvars.ContextVar[SelectEvent | None] = contextvars.ContextVar(
+    "selectors_lib_last_select", default=None
+)
+
+# A request target is client-controlled: the line keeps at most this much of it.
+_MAX_TARGET = 1024
+_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# Anything but visible ASCII, a quote or a backslash needs escaping.
+_UNSAFE = re.compile(rb'[^\x21-\x7e]|["\\]')
+# Names come from configuration: few, and each one is escaped once.
+_FIELDS: dict[str, str] = {}
+_MAX_FIELDS = 4096
+
+
+def _on_event(event: Event) -> None:
+    if isinstance(event, SelectEvent):
+        _LAST_SELECT.set(event)
+
+
+def remember_decisions(router: Router) -> Callable[[], None]:
+    """Keep each request's routing event where :class:`AccessLog` finds it.
+
+    Args:
+        router: The router the proxy asks.
+
+    Returns:
+        A function that unsubscribes.
+    """
+    return router.events.subscribe(_on_event)
+
+
+def _escaped(raw: bytes) -> str:
+    # Control bytes, quotes and non-ASCII are escaped: one request, one line,
+    # and no byte of the client's can fake a field of its own.
+    cut = raw[:_MAX_TARGET]
+    if _UNSAFE.search(cut) is None:
+        text = cut.decode("ascii")  # the usual case: nothing to escape
+    else:
+        text = cut.decode("latin-1").encode("unicode_escape").decode("ascii")
+        text = text.replace('"', '\\"')
+    return text + ("..." if len(raw) > _MAX_TARGET else "")
+
+
+def _field(value: object) -> str:
+    if value is None:
+        return "-"
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    known = _FIELDS.get(text)
+    if known is not None:
+        return known
+    # Rule and endpoint names come from configuration; keep them one token each.
+    if text and all(c.isprintable() and not c.isspace() and c != '"' for c in text):
+        shown = text
+    else:
+        shown = '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    if len(_FIELDS) < _MAX_FIELDS:
+        _FIELDS[text] = shown
+    return shown
+
+
+def decision_of(scope: Scope) -> dict[str, Any]:
+    """The routing decision of a handled request, as the access log reports it.
+
+    Args:
+        scope: The request's ASGI scope, after the proxy handled it.
+
+    Returns:
+        ``rule``, ``endpoint``, ``key_source``, ``attempts``, ``failover`` and
+        ``upstream_status`` (``None`` where unknown).
+    """
+    extensions = scope.get("extensions")
+    record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
+    if isinstance(record, Mapping):
+        return {
+            "rule": record.get("rule"),
+            "endpoint": record.get("endpoint"),
+            "key_source": record.get("key_source"),
+            "attempts": record.get("attempts"),
+            "failover": record.get("failover"),
+            "upstream_status": record.get("upstream_status"),
+        }
+    event = _LAST_SELECT.get()
+    state = scope.get("state")
+    decision = state.get(DECISION_KEY) if isinstance(state, Mapping) else None
+    endpoint = state.get(ENDPOINT_KEY) if isinstance(state, Mapping) else None
+    out: dict[str, Any] = {
+        "rule": event.rule if event is not None else None,
+        "endpoint": event.endpoint_id if event is not None else None,
+        "key_source": None,
+        "attempts": None,
+        "failover": event.failover if event is not None else None,
+        "upstream_status": None,
+    }
+    if isinstance(decision, Decision):
+        out.update(
+            rule=decision.rule,
+            endpoint=decision.endpoint.id,
+            key_source=decision.key_source,
+            failover=decision.failover,
+        )
+    elif out["endpoint"] is None and endpoint is not None:
+        out["endpoint"] = getattr(endpoint, "id", None)
+    return out
+
+
+class RequestMetrics:
+    """Request counts by status class and request durations, in a Prometheus registry.
+
+    Args:
+        registry: A ``prometheus_client.CollectorRegistry``.
+        namespace: Prefix of the metric names.
+    """
+
+    def __init__(self, registry: Any, *, namespace: str = "selectors_gateway") -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter(
+            f"{namespace}_requests",
+            "Requests answered by the gateway, by status class (2xx, 5xx, ...).",
+            ("status_class",),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            f"{namespace}_request_duration_seconds",
+            "Time from request to the end of the response, in seconds.",
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        # Children resolved once: resolving labels per request takes a lock.
+        self._by_class = [self.requests.labels(c).inc for c in _STATUS_CLASSES]
+        self._observe = self.duration.observe
+        for name in _STATUS_CLASSES:
+            self.requests.labels(name)
+
+    def record(self, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        index = status // 100 - 1
+        if 0 <= index < len(self._by_class):
+            self._by_class[index]()
+        self._observe(seconds)
+
+
+class LineSink:
+    """Access-log lines to a file descriptor, written in batches.
+
+    A write per request costs a system call; lines are collected and written
+    when 16 KiB have gathered or :meth:`flush` is called (the worker calls it
+    every 200 ms and at exit). Each ``write`` carries whole lines and at most
+    4 KiB (``PIPE_BUF``), so lines of several workers sharing one pipe or
+    ``O_APPEND`` file never interleave.
+
+    Args:
+        fd: Where the lines go (stdout: 1).
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def write(self, line: str) -> None:
+        """Queue one line (without its newline)."""
+        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        self._lines.append(data)
+        self._size += len(data)
+        if self._size >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        lines, self._lines, self._size = self._lines, [], 0
+        chunk: list[bytes] = []
+        size = 0
+        for data in lines:
+            if chunk and size + len(data) > _PIPE_BUF:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            self._write(b"".join(chunk))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            pass  # a closed stdout must not fail requests; the metrics still count
+
+
+_BATCH = 16 * 1024
+_PIPE_BUF = 4096
+
+
+class AccessLog:
+    """Wrap an ASGI app: one log line per HTTP request, with the routing decision.
+
+    Args:
+        app: The proxy.
+        write: Takes each line (without newline), e.g. :meth:`LineSink.write`.
+        fmt: ``"text"`` (one ``key=value`` line) or ``"json"`` (one object a line);
+            ``"off"`` writes nothing (metrics are still kept).
+        metrics: Request metrics to keep, if any.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        write: Callable[[str], object],
+        *,
+        fmt: str = "text",
+        metrics: RequestMetrics | None = None,
+    ) -> None:
+        if fmt not in ("text", "json", "off"):
+            raise ValueError(f"access log format must be text, json or off, got {fmt!r}")
+        self.app = app
+        self.write = write
+        self.fmt = fmt
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        token = _LAST_SELECT.set(None)
+        status = 0
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            seconds = time.perf_counter() - start
+            # 499 as nginx logs it: the exchange ended without any response.
+            if self.metrics is not None and status:
+                self.metrics.record(status, seconds)
+            if self.fmt != "off":
+                self.write(self._line(scope, status or 499, sent, seconds))
+            _LAST_SELECT.reset(token)
+
+    def _line(self, scope: Scope, status: int, sent: int, seconds: float) -> str:
+        decision = decision_of(scope)
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        raw = scope.get("raw_path")
+        if not isinstance(raw, bytes):
+            raw = str(scope.get("path", "")).encode("utf-8")
+        query = scope.get("query_string") or b""
+        target = raw + b"?" + query if query else raw
+        method = str(scope.get("method", "-"))
+        version = str(scope.get("http_version", "1.1"))
+        if self.fmt == "json":
+            return json.dumps(
+                {
+                    "client": peer,
+                    "method": method,
+                    "target": target[:_MAX_TARGET].decode("latin-1"),
+                    "http_version": version,
+                    "status": status,
+                    "bytes": sent,
+                    "duration_ms": round(seconds * 1000, 3),
+                    **decision,
+                },
+                separators=(",", ":"),
+            )
+        return (
+            f'{peer} "{_escaped(method.encode("latin-1"))} {_escaped(target)} HTTP/{version}" '
+            f"{status} {sent} {seconds * 1000:.2f}ms"
+            f" rule={_field(decision['rule'])} endpoint={_field(decision['endpoint'])}"
+            f" key_source={_field(decision['key_source'])}"
+            f" attempts={_field(decision['attempts'])}"
+            f" failover={_field(decision['failover'])}"
+            f" upstream_status={_field(decision['upstream_status'])}"
+        )
