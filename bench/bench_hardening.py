@@ -299,10 +299,6 @@ def document(rules: int) -> dict[str, object]:
 def bench_loaders(rules: int) -> None:
     print(f"\n4. parsing a configuration of {rules:,} rules (duplicate-key detection)")
     data = document(rules)
-    from selectors_lib import load_config
-
-    whole = best(lambda: load_config(data), 1)
-    print(f"   (for scale: validating it, load_config of the parsed document: {ms(whole)})")
     text = json.dumps(data)
     ours = best(lambda: load_json(text), 3)
     peer = best(lambda: json.loads(text), 3)

@@ -224,6 +224,16 @@ def test_lone_surrogate_in_a_spinnaker_url(tmp_path: Path) -> None:
     issue_at(error, "baseUrls[0].baseUrl", "lone surrogate")
 
 
+def test_lone_surrogate_in_a_gate_origin(tmp_path: Path) -> None:
+    file = tmp_path / "gate.json"
+    file.write_text(
+        '{"services": {"clouddriver": {"baseUrl": "http://a.test",'
+        ' "config": {"dynamicEndpoints": {"de\\ud800ck": "http://b.test"}}}}}'
+    )
+    error = config_error(lambda: sp.from_gate_config(read_source(file)))
+    issue_at(error, "services.clouddriver.config.dynamicEndpoints.de\ud800ck", "lone surrogate")
+
+
 # -- what read_source reads --------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigError, ConfigIssue
 from selectors_lib._headers import HeaderMapping
 from selectors_lib._pool import Endpoint
-from selectors_lib._validate import key_text
+from selectors_lib._validate import key_text, text_problem
 
 from ._selectors import Selector
 from ._service import SelectableService, SpinnakerDecision, parse_entries
@@ -332,6 +332,11 @@ def _dynamic(
         at = f"{path}.{key_text(origin)}"
         if not isinstance(origin, str):
             issues.append(ConfigIssue(at, f"an origin must be a string, got {describe(origin)}"))
+            continue
+        problem = text_problem(origin)
+        if problem is not None:
+            # It becomes a rule's description and an output document's text.
+            issues.append(ConfigIssue(at, f"the origin {problem}"))
             continue
         checked = check_url(url, at, f"origin {origin!r}: ", issues)
         if checked is not None:
