@@ -96,7 +96,8 @@ def docs(session: nox.Session) -> None:
     site = session.create_tmp() + "/site"
     # --strict: a broken link, an unlisted page or an unresolvable API reference fails.
     session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
-    session.log(f"site built in {site}; `mkdocs serve` shows it locally")
+    mkdocs = os.path.relpath(os.path.join(session.bin, "mkdocs"))
+    session.log(f"site built in {os.path.relpath(site)}; preview while editing: {mkdocs} serve")
 
 
 @nox.session(python="3.11")
