@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import pathlib
 from typing import TextIO
 
 from ._config import load_config
@@ -115,7 +116,15 @@ def run_demo(out: TextIO) -> int:
     with importlib.resources.as_file(path) as real_path:
         config = load_config(real_path)
     router = Router(config)
-    out.write(f"selectors_lib demo: {len(config.rules) + 1} routes from examples/netflix.yaml\n\n")
+    out.write(
+        f"selectors_lib demo: {len(SAMPLES)} sample requests through the bundled example"
+        f" configuration ({len(config.rules)} rules and a default)\n"
+    )
+    # Name the file only where a user can open it: an installed package's own
+    # copy, not the temporary one as_file() makes for a zipped install.
+    if isinstance(path, pathlib.Path):
+        out.write(f"    file    : {path}\n")
+    out.write("\n")
     for number, (title, criteria) in enumerate(SAMPLES, 1):
         _render(out, router, number, title, router.explain(criteria))
 
