@@ -13,6 +13,7 @@ from ._errors import ConfigError, ConfigIssue, NoEndpointError, SelectorsError
 from ._events import (
     Event,
     EventHub,
+    FleetEvent,
     HealthEvent,
     LagEvent,
     MetricsObserver,
@@ -20,6 +21,7 @@ from ._events import (
     ReloadEvent,
     SelectEvent,
 )
+from ._fingerprint import config_fingerprint
 from ._headers import HeaderMapping
 from ._match import FieldMatch, Match
 from ._pool import Endpoint, EndpointHealth, Pool
@@ -41,6 +43,7 @@ __all__ = [
     "EventHub",
     "FieldMatch",
     "FileReloader",
+    "FleetEvent",
     "HeaderMapping",
     "HealthEvent",
     "LagEvent",
@@ -57,6 +60,7 @@ __all__ = [
     "SelectEvent",
     "SelectorsError",
     "Settings",
+    "config_fingerprint",
     "config_to_dict",
     "load_config",
     "load_router",
