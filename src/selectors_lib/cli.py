@@ -8,6 +8,7 @@ Subcommands (``selectors-lib <command> --help`` for each):
 ``simulate FILE``   N synthetic keys through a pool: spread, and movement on changes
 ``demo``            route sample requests through the bundled example
 ``convert``         Spinnaker ``orca.yml``/``gate.yml``/``baseUrls`` to native configuration
+``fleet FILE``      the shared health plane: leader, snapshot generation, instances' fingerprints
 
 Exit codes: see :data:`EXIT_CODES` (and ``docs/cli.md``). Honours ``NO_COLOR``;
 colour only on a terminal. Errors go to stderr.
@@ -762,7 +763,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON even if PyYAML is installed")
     p.set_defaults(handler=_cmd_convert)
+
+    p = command(
+        "fleet",
+        "show the fleet's shared health plane",
+        "Read the store named by FILE's health.shared section: the leader and its lease, "
+        "the current snapshot (generation, ejected endpoints), and each instance's mode, "
+        "generation and configuration fingerprint. Exit 1 when any serves another "
+        "configuration than FILE (drift).",
+    )
+    p.add_argument("file", metavar="FILE", help="the configuration (with health.shared)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_fleet)
     return parser
+
+
+def _cmd_fleet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .health._fleet_view import fleet_report  # needs redis-py: ImportError names the extra
+
+    config = _load(args.file)
+    try:
+        report = fleet_report(config)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    except Exception as exc:  # the store: redis.RedisError, OSError
+        err.write(f"selectors-lib fleet: cannot read the store: {_safe(exc)}\n")
+        return EXIT_UNAVAILABLE
+    if args.json:
+        _document(report, as_json=True, out=out)
+        return EXIT_INVALID if report["drift"] else EXIT_OK
+    style = _Style(out, args.color)
+    out.write(f"fleet {_safe(report['namespace'])!r} on {_safe(report['store'])}\n")
+    out.write(f"  this file   {report['fingerprint']}\n")
+    leader, snap = report["leader"], report["snapshot"]
+    out.write(
+        "  leader      "
+        + (
+            f"{_safe(leader['instance'])} (fence {leader['fence']}, {leader['ttl_ms']} ms left)"
+            if leader
+            else style.warn("none")
+        )
+        + "\n"
+    )
+    if snap is None:
+        out.write("  snapshot    none published yet\n")
+    elif "error" in snap:
+        out.write("  snapshot    " + style.bad(f"invalid: {_safe(snap['error'])}") + "\n")
+    else:
+        out.write(
+            f"  snapshot    generation {snap['generation']} by {_safe(snap['leader'])}, "
+            f"{snap['age_s']:g}s old, {snap['endpoints']} endpoints, {_safe(snap['fingerprint'])}\n"
+        )
+        for item in snap["ejected"]:
+            out.write(
+                f"  ejected     {_safe(item['endpoint'])} ({_safe(item['reason'])}: "
+                f"{_safe(item['detail'], 80)})\n"
+            )
+    rows = [
+        [
+            _safe(row["instance"], 60),
+            _safe(row["mode"]),
+            f"gen {row['generation']}",
+            _safe(row["fingerprint"]),
+            style.good("in sync") if row["in_sync"] else style.bad("DRIFT"),
+        ]
+        for row in report["instances"]
+    ]
+    out.write(f"instances ({len(rows)})\n" + _table(rows))
+    return EXIT_INVALID if report["drift"] else EXIT_OK
 
 
 def _exit_code(code: object) -> int:
