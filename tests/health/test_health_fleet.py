@@ -8,17 +8,22 @@ scripted probe); they meet only through the store, as separate processes do
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from health_fleet_support import BAD, LEASE, Instance, StoreNode, fleet_config, wait
 
 from selectors_lib import Event, FleetEvent
+from selectors_lib.cli import main
 from selectors_lib.health import FleetSnapshot, encode_snapshot
 from selectors_lib.health._lease import FleetStore
 from selectors_lib.health._shared_settings import SharedSettings
+from selectors_lib.prometheus import instrument
 
 pytestmark = pytest.mark.redis
 
@@ -205,3 +210,67 @@ def test_the_asyncio_monitor_follows_and_leads(fleet_store: StoreNode) -> None:
     asyncio.run(scenario())
     assert aio.monitor.fleet is not None
     assert threaded.monitor.fleet is not None
+
+
+def test_mode_generation_and_fingerprint_reach_prometheus(fleet: list[Instance]) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    follower = next(m for m in fleet if m.mode == "follower")
+    registry = CollectorRegistry()
+    instrument(follower.router, registry=registry)
+    leader_of(fleet).probe.answer["ro-1"] = BAD
+    wait("ro-1 ejected on the follower", lambda: follower.down() == {"ro-1"})
+    text = generate_latest(registry).decode()
+    assert 'selectors_fleet_mode{mode="follower"} 1.0' in text
+    assert 'selectors_fleet_mode{mode="leader"} 0.0' in text
+    assert registry.get_sample_value("selectors_fleet_health_generation") == follower.generation
+    fingerprint = follower.router.fingerprint
+    assert f'selectors_config_fingerprint_info{{fingerprint="{fingerprint}"}} 1.0' in text
+
+
+def test_the_fleet_command_shows_leader_snapshot_and_instances(
+    fleet: list[Instance], fleet_store: StoreNode, tmp_path: Path
+) -> None:
+    leader = leader_of(fleet)
+    leader.probe.answer["ro-2"] = BAD
+    wait("ro-2 ejected everywhere", lambda: all(m.down() == {"ro-2"} for m in fleet))
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(fleet_config(fleet_store.url)))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["fleet", str(path), "--color", "never"])
+    text = out.getvalue()
+    assert code == 0, err.getvalue()
+    assert f"leader      {leader.name} (fence 1" in text
+    assert f"generation {leader.generation} by {leader.name}" in text
+    assert "ejected     ro-2 (probe: refused)" in text
+    assert text.count("in sync") == 3
+    # A hostile snapshot in the store is reported, escaped, not trusted.
+    store = FleetStore(SharedSettings(fleet_store.url, "t"))
+    try:
+        for member in fleet:
+            member.monitor.stop()
+        store.client.set(store.snapshot_key, b'{"v": "\\u001b[31m"}')
+    finally:
+        store.close()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["fleet", str(path), "--color", "never"])
+    assert "invalid: unsupported snapshot version" in out.getvalue()
+    assert "\x1b" not in out.getvalue()
+
+
+def test_the_fleet_command_without_a_shared_section_or_store(tmp_path: Path) -> None:
+    raw = fleet_config("redis://127.0.0.1:1")
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(raw))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["fleet", str(path)]) == 4
+    assert "cannot read the store" in err.getvalue()
+    del raw["health"]["shared"]
+    path.write_text(json.dumps(raw))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["fleet", str(path)]) == 2
+    assert "no 'health.shared' section" in err.getvalue()
