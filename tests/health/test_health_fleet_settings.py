@@ -197,3 +197,13 @@ def test_any_json_decodes_or_is_refused_never_a_crash(raw: dict[str, Any]) -> No
     except SnapshotError:
         return
     assert decode_snapshot(encode_snapshot(snapshot), max_bytes=1 << 20) == snapshot
+
+
+def test_the_pages_configuration_example_loads() -> None:
+    yaml = pytest.importorskip("yaml")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "fleet.md").read_text("utf-8")
+    block = page[page.index("```yaml\n") + len("```yaml\n") :]
+    config = load_config(yaml.safe_load(block[: block.index("```")]))
+    assert config.health.shared == SharedSettings(
+        "redis://health-store.internal:6379/0", "checkout-gateways", 3.0, 0.25, 1 << 20
+    )
