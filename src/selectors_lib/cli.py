@@ -334,6 +334,9 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _UsageError(
                 f"--down: unknown endpoint {endpoint_id!r} (known: {known})"
             ) from None
+    fleet = _fleet_health(router, err) if args.fleet else None
+    if isinstance(fleet, int):
+        return fleet
     criteria = _criteria(args, err)
     try:
         decision = router.explain(criteria)
@@ -341,10 +344,37 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"error: no endpoint: {exc}\n")
         return EXIT_NO_ENDPOINT
     if args.json:
-        _document(decision.to_dict(), as_json=True, out=out)
+        document = decision.to_dict()
+        if fleet:
+            document["fleet"] = fleet
+        _document(document, as_json=True, out=out)
     else:
+        if fleet:
+            leader = _safe(fleet["leader"])
+            out.write(f"fleet health generation {fleet['generation']} by {leader}\n")
         _render_decision(decision, out, _Style(out, args.color))
     return EXIT_OK
+
+
+def _fleet_health(router: Router, err: TextIO) -> dict[str, Any] | int:
+    """Apply the shared plane's current ejections to ``router`` (``explain --fleet``)."""
+    from .health._fleet_view import ejections, fleet_verdicts  # needs redis-py
+
+    try:
+        snapshot = fleet_verdicts(router.config)
+    except ValueError as exc:  # no shared section, or an invalid snapshot
+        raise _UsageError(f"--fleet: {exc}") from None
+    except Exception as exc:  # the store: redis.RedisError, OSError
+        err.write(f"selectors-lib explain: cannot read the store: {_safe(exc)}\n")
+        return EXIT_UNAVAILABLE
+    router.set_health(ejections(snapshot))
+    if snapshot is None:
+        return {"generation": 0, "leader": "", "fingerprint": ""}
+    return {
+        "generation": snapshot.generation,
+        "leader": snapshot.leader,
+        "fingerprint": snapshot.fingerprint,
+    }
 
 
 # -- dump -------------------------------------------------------------------------------
@@ -693,6 +723,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ENDPOINT",
         help="treat this endpoint as down (repeatable)",
+    )
+    p.add_argument(
+        "--fleet",
+        action="store_true",
+        help="apply the ejections of the shared health plane FILE names (health.shared)",
     )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(handler=_cmd_explain)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from health_fleet_support import BAD, LEASE, Instance, StoreNode, fleet_config, wait
 
-from selectors_lib import Event, FleetEvent
+from selectors_lib import Criteria, Event, FleetEvent, load_router
 from selectors_lib.cli import main
 from selectors_lib.health import FleetSnapshot, encode_snapshot
 from selectors_lib.health._lease import FleetStore
@@ -274,3 +274,32 @@ def test_the_fleet_command_without_a_shared_section_or_store(tmp_path: Path) -> 
     with contextlib.redirect_stderr(err):
         assert main(["fleet", str(path)]) == 2
     assert "no 'health.shared' section" in err.getvalue()
+
+
+def test_explain_fleet_routes_as_the_fleet_does_now(
+    fleet: list[Instance], fleet_store: StoreNode, tmp_path: Path
+) -> None:
+    leader = leader_of(fleet)
+    leader.probe.answer["ro-2"] = BAD
+    wait("ro-2 ejected everywhere", lambda: all(m.down() == {"ro-2"} for m in fleet))
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(fleet_config(fleet_store.url)))
+    fresh = load_router(str(path))
+    user = next(
+        f"u{i}"
+        for i in range(1000)
+        if fresh.select(Criteria(authenticated_user=f"u{i}")).id == "ro-2"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["explain", str(path), "--user", user, "--fleet", "--json"]) == 0
+    decision = json.loads(out.getvalue())
+    assert decision["fleet"]["generation"] == leader.generation
+    assert decision["fleet"]["leader"] == leader.name
+    assert decision["first_choice"] == "ro-2"
+    assert (
+        decision["endpoint"]["id"]
+        == leader.router.select(Criteria(authenticated_user=user)).id
+        != "ro-2"
+    )
+    assert decision["skipped"] == [{"endpoint": "ro-2", "reason": "down (probe: refused)"}]

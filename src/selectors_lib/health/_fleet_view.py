@@ -13,13 +13,15 @@ import urllib.parse
 from typing import Any
 
 from selectors_lib._fingerprint import config_fingerprint
+from selectors_lib._pool import EndpointHealth
 from selectors_lib._router import RouterConfig
 
 from ._lease import FleetStore
 from ._settings import HealthSettings
-from ._snapshot import SnapshotError, decode_snapshot
+from ._shared_settings import SharedSettings
+from ._snapshot import FleetSnapshot, SnapshotError, decode_snapshot
 
-__all__ = ["fleet_report", "redact_url"]
+__all__ = ["fleet_report", "fleet_verdicts", "redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -31,6 +33,38 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _shared(config: RouterConfig) -> SharedSettings:
+    health = config.health
+    if not isinstance(health, HealthSettings) or health.shared is None:
+        raise ValueError("the configuration has no 'health.shared' section")
+    return health.shared
+
+
+def fleet_verdicts(config: RouterConfig) -> FleetSnapshot | None:
+    """The fleet's current snapshot, as a follower would apply it (None if none yet).
+
+    Args:
+        config: A configuration with a ``health.shared`` section.
+
+    Raises:
+        ValueError: No ``health.shared`` section.
+        SnapshotError: The stored snapshot is invalid (a ``ValueError`` too).
+        redis.RedisError: The store could not be read.
+    """
+    shared = _shared(config)
+    store = FleetStore(shared)
+    try:
+        data = store.current()
+    finally:
+        store.close()
+    return None if data is None else decode_snapshot(data, max_bytes=shared.max_snapshot_bytes)
+
+
+def ejections(snapshot: FleetSnapshot | None) -> dict[str, EndpointHealth]:
+    """The snapshot's ejected endpoints (what ``Router.set_health`` takes)."""
+    return {} if snapshot is None else {e: h for e, h in snapshot.endpoints if not h.healthy}
 
 
 def fleet_report(config: RouterConfig) -> dict[str, Any]:
@@ -51,10 +85,7 @@ def fleet_report(config: RouterConfig) -> dict[str, Any]:
         ValueError: The configuration has no ``health.shared`` section.
         redis.RedisError: The store could not be read.
     """
-    health = config.health
-    if not isinstance(health, HealthSettings) or health.shared is None:
-        raise ValueError("the configuration has no 'health.shared' section")
-    shared = health.shared
+    shared = _shared(config)
     mine = config_fingerprint(config)
     store = FleetStore(shared)
     try:
