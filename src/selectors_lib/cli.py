@@ -357,24 +357,9 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _fleet_health(router: Router, err: TextIO) -> dict[str, Any] | int:
-    """Apply the shared plane's current ejections to ``router`` (``explain --fleet``)."""
-    from .health._fleet_view import ejections, fleet_verdicts  # needs redis-py
+    from ._fleet_cli import fleet_health  # needs redis-py: ImportError names the extra
 
-    try:
-        snapshot = fleet_verdicts(router.config)
-    except ValueError as exc:  # no shared section, or an invalid snapshot
-        raise _UsageError(f"--fleet: {exc}") from None
-    except Exception as exc:  # the store: redis.RedisError, OSError
-        err.write(f"selectors-lib explain: cannot read the store: {_safe(exc)}\n")
-        return EXIT_UNAVAILABLE
-    router.set_health(ejections(snapshot))
-    if snapshot is None:
-        return {"generation": 0, "leader": "", "fingerprint": ""}
-    return {
-        "generation": snapshot.generation,
-        "leader": snapshot.leader,
-        "fingerprint": snapshot.fingerprint,
-    }
+    return fleet_health(router, err)
 
 
 # -- dump -------------------------------------------------------------------------------
@@ -814,58 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_fleet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .health._fleet_view import fleet_report  # needs redis-py: ImportError names the extra
+    from ._fleet_cli import cmd_fleet  # needs redis-py: ImportError names the extra
 
-    config = _load(args.file)
-    try:
-        report = fleet_report(config)
-    except ValueError as exc:
-        raise _UsageError(str(exc)) from None
-    except Exception as exc:  # the store: redis.RedisError, OSError
-        err.write(f"selectors-lib fleet: cannot read the store: {_safe(exc)}\n")
-        return EXIT_UNAVAILABLE
-    if args.json:
-        _document(report, as_json=True, out=out)
-        return EXIT_INVALID if report["drift"] else EXIT_OK
-    style = _Style(out, args.color)
-    out.write(f"fleet {_safe(report['namespace'])!r} on {_safe(report['store'])}\n")
-    out.write(f"  this file   {report['fingerprint']}\n")
-    leader, snap = report["leader"], report["snapshot"]
-    out.write(
-        "  leader      "
-        + (
-            f"{_safe(leader['instance'])} (fence {leader['fence']}, {leader['ttl_ms']} ms left)"
-            if leader
-            else style.warn("none")
-        )
-        + "\n"
-    )
-    if snap is None:
-        out.write("  snapshot    none published yet\n")
-    elif "error" in snap:
-        out.write("  snapshot    " + style.bad(f"invalid: {_safe(snap['error'])}") + "\n")
-    else:
-        out.write(
-            f"  snapshot    generation {snap['generation']} by {_safe(snap['leader'])}, "
-            f"{snap['age_s']:g}s old, {snap['endpoints']} endpoints, {_safe(snap['fingerprint'])}\n"
-        )
-        for item in snap["ejected"]:
-            out.write(
-                f"  ejected     {_safe(item['endpoint'])} ({_safe(item['reason'])}: "
-                f"{_safe(item['detail'], 80)})\n"
-            )
-    rows = [
-        [
-            _safe(row["instance"], 60),
-            _safe(row["mode"]),
-            f"gen {row['generation']}",
-            _safe(row["fingerprint"]),
-            style.good("in sync") if row["in_sync"] else style.bad("DRIFT"),
-        ]
-        for row in report["instances"]
-    ]
-    out.write(f"instances ({len(rows)})\n" + _table(rows))
-    return EXIT_INVALID if report["drift"] else EXIT_OK
+    return cmd_fleet(args, out, err)
 
 
 def _exit_code(code: object) -> int:

@@ -73,7 +73,8 @@ class FleetStatus:
 
     Args:
         instance: This instance's name.
-        mode: ``leader``, ``follower`` or ``local`` (``starting`` before the first round).
+        mode: ``leader``, ``follower`` or ``local``; ``starting`` before the first
+            round, ``stopped`` after the monitor stopped.
         generation: The health generation applied last (0 before the first).
         leader: The instance that published it ("" before the first).
         fingerprint: This instance's configuration fingerprint.
@@ -133,7 +134,7 @@ class SharedPlane:
 
     @property
     def mode(self) -> str:
-        """``leader``, ``follower``, ``local``, or ``starting`` before the first round."""
+        """``leader``, ``follower``, ``local``; ``starting`` or ``stopped`` outside rounds."""
         return self._mode
 
     @property
@@ -415,6 +416,7 @@ class SharedPlane:
             pass
         self._token = ""
         self._must_publish = True
+        self._set_mode("stopped", "the monitor stopped")
         self.store.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
