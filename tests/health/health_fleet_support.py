@@ -27,8 +27,8 @@ GOOD = Observation(True, detail="ok")
 BAD = Observation(False, "probe", "refused")
 # Small enough to keep the tests short, large enough for a loaded 2-core machine.
 INTERVAL = 0.1
-LEASE = 0.6
-STORE_TIMEOUT = 0.1
+LEASE = 1.0
+STORE_TIMEOUT = 0.2
 
 
 class StoreNode(RedisNode):

@@ -98,7 +98,7 @@ def write_config(path: Path, redis_set: RedisSet, store_url: str, *, weight: int
             "eject_after": 2,
             "readmit_after": 2,
             "probes": [{"type": "redis_lag", "master": redis_set.master.url, "replicas": replicas}],
-            "shared": {"url": store_url, "namespace": "procs", "lease": 0.6, "timeout": 0.1},
+            "shared": {"url": store_url, "namespace": "procs", "lease": 1.0, "timeout": 0.2},
         },
     }
     path.write_text(json.dumps(config))
@@ -160,12 +160,13 @@ def test_processes_share_one_view_and_survive_their_leader(
     redis_set.replicas["ro-1"].pause()
     try:
         wait("ro-1 ejected everywhere", lambda: all(m.state["down"] == ["ro-1"] for m in members))
-        assert len({m.state["generation"] for m in members}) == 1
+        wait("one generation", lambda: len({m.state["generation"] for m in members}) == 1)
     finally:
         redis_set.replicas["ro-1"].resume()
     wait("ro-1 readmitted everywhere", lambda: all(m.state["down"] == [] for m in members))
 
     # Kill the leader outright: a survivor takes the lease when it runs out.
+    fence = fleet_cli(config)[1]["leader"]["fence"]
     leader.process.send_signal(signal.SIGKILL)
     survivors = [m for m in members if m is not leader]
     wait("a survivor leads", lambda: modes(survivors) == ["follower", "leader"])
@@ -179,4 +180,4 @@ def test_processes_share_one_view_and_survive_their_leader(
         redis_set.replicas["ro-2"].resume()
     code, report = fleet_cli(config)
     assert report["leader"]["instance"] in {m.name for m in survivors}
-    assert report["leader"]["fence"] == 2
+    assert report["leader"]["fence"] > fence
