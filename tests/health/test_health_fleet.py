@@ -55,6 +55,9 @@ def test_followers_apply_the_leaders_verdicts_without_probing(fleet: list[Instan
     wait("every member ejects ro-2", lambda: all(m.down() == {"ro-2"} for m in fleet))
     wait("one generation", lambda: {m.generation for m in fleet} == {leader.generation})
     assert [m.probe.checks for m in followers] == checks  # followers never probed
+    rounds = followers[0].monitor.status.rounds
+    wait("a follower's rounds count", lambda: followers[0].monitor.status.rounds > rounds)
+    assert followers[0].monitor.status.endpoint("ro-2").ejected
     assert {m.monitor.fleet.leader for m in fleet} == {leader.name}  # type: ignore[union-attr]
     assert followers[0].router.health["ro-2"].reason == "probe"
     leader.probe.answer["ro-2"] = leader.probe.answer["ro-1"]

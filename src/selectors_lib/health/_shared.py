@@ -170,7 +170,7 @@ class SharedPlane:
         """
         mode = self._begin()
         if mode == "follower":
-            return self._monitor.status
+            return self._followed()
         status = probe_round()
         if mode == "leader":
             self._publish(status)
@@ -185,10 +185,20 @@ class SharedPlane:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="selectors-lib-fleet")
         mode = await loop.run_in_executor(self._executor, self._begin)
         if mode == "follower":
-            return self._monitor.status
+            return self._followed()
         status = await probe_round()
         if mode == "leader":
             await loop.run_in_executor(self._executor, self._publish, status)
+        return status
+
+    def _followed(self) -> MonitorStatus:
+        # A follower's round counts as a round: the verdicts it holds are current.
+        monitor = self._monitor
+        with monitor._round_lock:
+            status = attrs.evolve(
+                monitor._status, rounds=monitor._status.rounds + 1, at=monitor._clock()
+            )
+            monitor._status = status
         return status
 
     def _begin(self) -> str:
