@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from health_fleet_support import BAD, LEASE, Instance, StoreNode, fleet_config, wait
+from health_redis_nodes import LagProxy
 
 from selectors_lib import Criteria, Event, FleetEvent, load_router
 from selectors_lib.cli import main
@@ -311,3 +312,30 @@ def test_explain_fleet_routes_as_the_fleet_does_now(
         != "ro-2"
     )
     assert decision["skipped"] == [{"endpoint": "ro-2", "reason": "down (probe: refused)"}]
+
+
+def test_a_follower_cut_off_from_the_store_rejoins_the_fleets_view(
+    fleet: list[Instance], fleet_store: StoreNode
+) -> None:
+    # A fourth member reaches the store through a relay the test can stall: a
+    # partition between it and the store only.
+    relay = LagProxy(fleet_store.port)
+    cut = Instance(fleet_config(f"redis://127.0.0.1:{relay.port}"), "cut")
+    cut.monitor.start()
+    try:
+        wait("it follows", lambda: cut.mode == "follower")
+        leader = leader_of(fleet)
+        generation = leader.generation
+        relay.stall()
+        wait("it probes on its own", lambda: cut.mode == "local")
+        cut.probe.answer["ro-1"] = BAD  # only it sees ro-1 fail
+        wait("it ejects ro-1 on its own", lambda: cut.down() == {"ro-1"})
+        relay.resume()
+        # Back in the plane: the fleet's view again, though nothing new was published.
+        wait("it follows again", lambda: cut.mode == "follower")
+        wait("ro-1 is back in its pools", lambda: cut.down() == set())
+        assert leader.generation == generation
+        assert all(m.down() == set() for m in fleet)
+    finally:
+        cut.monitor.stop()
+        relay.close()

@@ -220,9 +220,13 @@ class SharedPlane:
             else:
                 self._token = ""
                 holder = lease.holder.partition(":")[2]
+                joining = self._mode != "follower"
                 self._set_mode("follower", f"follows {holder[:100]!r} (fence {lease.fence})")
-                if lease.generation > self._generation:
-                    self._catch_up()
+                if joining or lease.generation > self._generation:
+                    # Joining (from local probing, or after leading) re-applies the
+                    # current snapshot even if its generation is not newer: what this
+                    # instance did on its own meanwhile is not the fleet's view.
+                    self._catch_up(again=joining)
             self.store.report(self.instance, self._record())
         except StoreError as exc:
             self._set_mode("local", f"store unreachable, probing locally: {describe(exc)}")
@@ -237,10 +241,10 @@ class SharedPlane:
             "at": time.time(),
         }
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, *, again: bool = False) -> None:
         data = self.store.current()
         if data is not None:
-            self._offer(data, "the store's current snapshot")
+            self._offer(data, "the store's current snapshot", again=again)
 
     # -- leading ------------------------------------------------------------------------
 
@@ -295,8 +299,8 @@ class SharedPlane:
 
     # -- following ----------------------------------------------------------------------
 
-    def _offer(self, data: bytes | str, source: str) -> None:
-        """Apply a snapshot if it is valid, newer than the last, and we follow."""
+    def _offer(self, data: bytes | str, source: str, *, again: bool = False) -> None:
+        """Apply a valid snapshot while following: a newer one, or the same one ``again``."""
         try:
             snapshot = decode_snapshot(data, max_bytes=self.settings.max_snapshot_bytes)
         except SnapshotError as exc:
@@ -306,7 +310,10 @@ class SharedPlane:
                 _log.warning("ignored an invalid snapshot from %s", message)
             return
         with self._lock:
-            if self._mode != "follower" or snapshot.generation <= self._generation:
+            newest = self._generation
+            if self._mode != "follower" or snapshot.generation < newest:
+                return
+            if snapshot.generation == newest and not again:
                 return
             self._adopt(snapshot)
             self._generation = snapshot.generation
