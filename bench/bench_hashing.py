@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     names = [*OURS, *PEERS]
     print(f"# selectors_lib.hashing benchmark (python {sys.version.split()[0]})")
-    bench_lookups(names, [10, 100, 1000], 20_000 if quick else 100_000, 3 if quick else 5)
+    bench_lookups(names, [3, 10, 100, 1000], 20_000 if quick else 100_000, 3 if quick else 5)
     bench_build(names, [100, 1000], 3 if quick else 7)
     bench_quality(names, 100, 100_000 if quick else 1_000_000)
     print(

@@ -7,16 +7,12 @@ subscriber costs one attribute check, so an unobserved router pays nothing.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from ._router import Router
 
 __all__ = [
     "SELECT_DURATION_BUCKETS",
@@ -31,7 +27,11 @@ __all__ = [
     "SelectEvent",
 ]
 
-_log = logging.getLogger("selectors_lib")
+
+def _log_failure(observer: object) -> None:
+    import logging  # only when an observer fails: routing never needs it
+
+    logging.getLogger("selectors_lib").exception("selectors_lib observer %r failed", observer)
 
 
 @attrs.frozen
@@ -165,7 +165,7 @@ class EventHub:
             try:
                 observer(event)
             except Exception:
-                _log.exception("selectors_lib observer %r failed", observer)
+                _log_failure(observer)
 
 
 #: Latency buckets for ``select()``, in seconds: it takes microseconds, so the
@@ -187,6 +187,24 @@ SELECT_DURATION_BUCKETS: tuple[float, ...] = (
 )
 
 
+class _Healthy(Protocol):
+    @property
+    def healthy(self) -> bool: ...
+
+
+class _WatchedRouter(Protocol):
+    """What an observer reads from a router (events sit below the router: no import)."""
+
+    @property
+    def events(self) -> EventHub: ...
+
+    @property
+    def health(self) -> Mapping[str, _Healthy]: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
 class MetricsObserver:
     """What every metrics backend shares: which routers it watches, and one hook per event.
 
@@ -205,7 +223,7 @@ class MetricsObserver:
     """
 
     def __init__(self) -> None:
-        self._routers: weakref.WeakSet[Router] = weakref.WeakSet()
+        self._routers: weakref.WeakSet[_WatchedRouter] = weakref.WeakSet()
         # Serialises reconciling with the per-endpoint gauge updates, so an event
         # racing a reload cannot re-create a series the reload just removed.
         self._endpoints_lock = threading.Lock()
@@ -214,7 +232,7 @@ class MetricsObserver:
         # Endpoint ids served by the watched routers at the last reconciliation.
         self._served: frozenset[str] = frozenset()
 
-    def observe(self, router: Router) -> Callable[[], None]:
+    def observe(self, router: _WatchedRouter) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
 
         Args:
@@ -260,11 +278,7 @@ class MetricsObserver:
             self.forget(endpoint_id)
         self._recorded = set(states)
         self._served = frozenset(states)
-        from ._fingerprint import config_fingerprint  # hashes config_to_dict (the loader)
-
-        self.set_fingerprints(
-            tuple(sorted({config_fingerprint(r.config) for r in list(self._routers)}))
-        )
+        self.set_fingerprints(tuple(sorted({r.fingerprint for r in list(self._routers)})))
 
     def _state(self, endpoint_id: str) -> bool | None:
         # Caller holds _endpoints_lock. Whether the endpoint is up across the

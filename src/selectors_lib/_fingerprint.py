@@ -13,15 +13,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._router import RouterConfig
 
-__all__ = ["FINGERPRINT_LENGTH", "config_fingerprint"]
+__all__ = ["FINGERPRINT_LENGTH", "config_fingerprint", "install_canonical_form"]
 
 #: Hex digits kept: 64 bits tell configurations apart in any fleet and stay readable.
 FINGERPRINT_LENGTH = 16
+
+#: The canonical form (``config_to_dict``). The loader sits above the router and
+#: the events, which ask for fingerprints; it installs its dumper here on import,
+#: so nothing below it imports it.
+_canonical: list[Callable[[RouterConfig], dict[str, Any]]] = []
+
+
+def install_canonical_form(to_dict: Callable[[RouterConfig], dict[str, Any]]) -> None:
+    """Set the function that gives a configuration's canonical form (the loader's dump)."""
+    _canonical[:] = [to_dict]
 
 
 def config_fingerprint(config: RouterConfig) -> str:
@@ -34,10 +45,8 @@ def config_fingerprint(config: RouterConfig) -> str:
         ``sha256:`` and the first :data:`FINGERPRINT_LENGTH` hex digits of the
         digest of its canonical form.
     """
-    from ._config import config_to_dict  # the loader builds on the router, not on this
-
     canonical = json.dumps(
-        config_to_dict(config),
+        _canonical[0](config),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,

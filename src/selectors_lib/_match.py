@@ -16,6 +16,7 @@ An absent value (``None``) never matches ``equals`` or ``regex``.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping
 
@@ -24,7 +25,15 @@ import attrs
 from ._criteria import FIELDS, Criteria
 from ._regex import Pattern
 
-__all__ = ["CASE_MODES", "FieldMatch", "Match", "equals_ignore_case", "getter"]
+__all__ = [
+    "CASE_MODES",
+    "FieldMatch",
+    "Match",
+    "equals_ignore_case",
+    "equals_key",
+    "fold_case",
+    "getter",
+]
 
 CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
 
@@ -68,6 +77,81 @@ def equals_ignore_case(a: str, b: str) -> bool:
     return True
 
 
+def _fold_char(c: str) -> str:
+    return _simple_lower(_simple_upper(c))
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table for :func:`fold_case`, filled on first use of a char.
+
+    Only the Basic Multilingual Plane is kept (at most 65,536 entries), so
+    clients sending every code point cannot grow it without bound.
+    """
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if code < 0x10000:
+            self[code] = folded
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+# For ASCII the fold is plain lower(), which is far faster than translate();
+# checked here rather than assumed, should the case mappings ever change.
+_ASCII_FOLD_IS_LOWER = all(_fold_char(chr(i)) == chr(i).lower() for i in range(128))
+
+
+def fold_case(value: str) -> str:
+    """Map ``value`` to a key equal for exactly the strings :func:`equals_ignore_case` accepts.
+
+    ``equals_ignore_case(a, b)`` holds when the strings have the same length and,
+    char by char, ``x == y`` or ``upper(x) == upper(y)`` or
+    ``lower(upper(x)) == lower(upper(y))`` (simple mappings). The first two
+    imply the third, so it is ``lower(upper(x)) == lower(upper(y))`` for every
+    position: mapping each char to ``lower(upper(c))`` keeps the length and
+    makes the comparison a plain equality, which a hash index can look up.
+
+    Args:
+        value: Any string.
+
+    Returns:
+        The folded string, as long as ``value``.
+    """
+    if _ASCII_FOLD_IS_LOWER and value.isascii():
+        return value.lower()
+    return value.translate(_FOLD_TABLE)
+
+
+def _same(value: str) -> str:
+    return value
+
+
+_lower: Callable[[str], str] = str.lower
+
+
+def equals_key(case: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """How an ``equals`` matcher in ``case`` mode compares, as two key functions.
+
+    A request value ``v`` satisfies ``equals`` value ``x`` exactly when
+    ``request_key(v) == config_key(x)``; the rule index looks requests up by it.
+
+    Args:
+        case: The matcher's case mode (anything but ``lower``/``ignore`` is
+            ``sensitive``, as in :class:`FieldMatch`).
+
+    Returns:
+        ``(request_key, config_key)``.
+    """
+    if case == "ignore":
+        return fold_case, fold_case
+    if case == "lower":
+        # Only the request value is lowercased (see the module docs).
+        return _lower, _same
+    return _same, _same
+
+
+# Cached: a large configuration names the same few sources thousands of times.
+@functools.lru_cache(maxsize=1024)
 def getter(source: str) -> Callable[[Criteria], str | None]:
     """Return a fast function reading ``source`` (a field or ``attributes.<name>``).
 

@@ -10,6 +10,7 @@ only the down replica's keys move, and they come back when it does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 
@@ -112,7 +113,7 @@ class Pool:
         if not self.weights:
             object.__setattr__(self, "weights", (1,) * len(self.endpoints))
 
-    @property
+    @functools.cached_property  # read for every pool on every load and health change
     def ids(self) -> tuple[str, ...]:
         """The endpoint ids, in config order."""
         return tuple(e.id for e in self.endpoints)

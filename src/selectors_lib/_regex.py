@@ -14,7 +14,7 @@ import importlib
 import re
 from typing import Any, Protocol
 
-__all__ = ["ENGINES", "Pattern", "compile_pattern", "nested_quantifier"]
+__all__ = ["ENGINES", "Pattern", "cheap_to_run", "compile_pattern", "nested_quantifier"]
 
 ENGINES: tuple[str, ...] = ("re", "re2")
 
@@ -158,3 +158,48 @@ def _walk(items: Any, *, inside_unbounded: bool) -> bool:
         ):
             return True
     return False
+
+
+_SIMPLE_ATOMS = {
+    _sre_constants.LITERAL,
+    _sre_constants.NOT_LITERAL,
+    _sre_constants.ANY,
+    _sre_constants.IN,
+}
+
+
+def cheap_to_run(pattern: str) -> bool:
+    """Tell whether running ``pattern`` costs at most quadratic time in the value.
+
+    True only for patterns made of single characters, character classes, ``.``
+    and anchors, where a repeat applies to one such character, at most two
+    repeats can take more than one (``app-.*``, ``[a-z]+-[0-9]+``) and at most
+    eight are optional (``https?``): backtracking then tries at most a
+    quadratic number of splits (times 256). Groups, alternation and
+    lookarounds are refused. The loader runs a ``re`` pattern over configured
+    values only when this holds.
+
+    Args:
+        pattern: A ``re`` pattern.
+
+    Returns:
+        True when the pattern is that simple.
+    """
+    try:
+        parsed = list(_sre_parse.parse(pattern))
+    except Exception:
+        return False
+    several = optional = 0
+    for op, av in parsed:
+        if op in _SIMPLE_ATOMS or op is _sre_constants.AT:
+            continue
+        if op not in _REPEATS:
+            return False
+        _low, high, sub = av
+        if len(sub) != 1 or sub[0][0] not in _SIMPLE_ATOMS:
+            return False
+        if high > 1:
+            several += 1
+        else:
+            optional += 1
+    return several <= 2 and optional <= 8

@@ -15,19 +15,21 @@ serving when the new one fails.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._background import cancel_task
 from ._errors import ConfigError
 from ._router import Router
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["FileReloader", "Fingerprint"]
 
@@ -209,6 +211,8 @@ class FileReloader:
         Each check (file read, parse, table build) runs in a worker thread, so
         requests on the loop keep being served during a reload.
         """
+        import asyncio  # here, not at import: threads-only users never load it
+
         while True:
             await asyncio.sleep(self.interval)
             await asyncio.to_thread(self.check)
@@ -216,6 +220,8 @@ class FileReloader:
     async def __aenter__(self) -> FileReloader:
         if self._thread is not None or self._task is not None:
             raise RuntimeError("this FileReloader is already running")
+        import asyncio
+
         self._task = asyncio.create_task(self.run(), name=f"selectors-reload:{self.path.name}")
         return self
 
@@ -225,5 +231,7 @@ class FileReloader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        from ._background import cancel_task
+
         task, self._task = self._task, None
         await cancel_task(task)

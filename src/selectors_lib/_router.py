@@ -19,18 +19,21 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import cachetools
 
 from . import hashing
-from ._criteria import Criteria
+from ._bulk import gc_paused
+from ._criteria import _EMPTY, Criteria
 from ._errors import ConfigIssue
 from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
+from ._index import RuleIndex
 from ._match import Match
 from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._snapshot import Snapshot
+from ._tables import TableKey, build_tables
 
 __all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
 
@@ -80,6 +83,8 @@ class RouterConfig:
         health: Health and probe settings (see :mod:`selectors_lib.health`), if any.
         warnings: Problems that do not stop loading (shadowed rules, risky patterns).
         source: Where it was loaded from.
+        tables: Hashing tables the loader already built, by pool (an optimisation:
+            a router builds any that are missing; not part of equality).
     """
 
     rules: tuple[Rule, ...]
@@ -88,6 +93,9 @@ class RouterConfig:
     health: Any = None
     warnings: tuple[ConfigIssue, ...] = ()
     source: str | None = None
+    tables: Mapping[TableKey, hashing.HashTable] = attrs.field(
+        factory=dict, eq=False, repr=False, kw_only=True
+    )
 
     # Cached: a configuration is immutable, and every health change builds a
     # snapshot that asks for these again.
@@ -110,6 +118,11 @@ class RouterConfig:
         """Non-default rules in the order they are tried."""
         indexed = sorted(enumerate(self.rules), key=lambda p: (-(p[1].priority or 0), p[0]))
         return tuple(rule for _, rule in indexed)
+
+    @functools.cached_property
+    def rule_index(self) -> RuleIndex:
+        """The compiled index over :attr:`ordered_rules` (built once, on first use)."""
+        return RuleIndex(self.ordered_rules)
 
 
 @attrs.frozen
@@ -200,27 +213,6 @@ class Decision:
         return "\n".join(lines)
 
 
-#: Criteria holding more characters than this are routed but never cached, so
-#: the cache's memory stays bounded (cache_size x this) whatever clients send.
-MAX_CACHED_CHARS = 1024
-
-
-def _cacheable(c: Criteria) -> bool:
-    size = (
-        len(c.application or "")
-        + len(c.authenticated_user or "")
-        + len(c.execution_type or "")
-        + len(c.execution_id or "")
-        + len(c.origin or "")
-        + len(c.location or "")
-        + len(c.account or "")
-        + len(c.cloud_provider or "")
-    )
-    if c.attributes:
-        size += sum(len(k) + len(v) for k, v in c.attributes.items())
-    return size <= MAX_CACHED_CHARS
-
-
 def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
     data = {k: v for k, v in attrs.asdict(criteria, recurse=False).items() if v is not None}
     data["attributes"] = dict(criteria.attributes)
@@ -229,93 +221,15 @@ def _criteria_dict(criteria: Criteria) -> dict[str, Any]:
     return data
 
 
-_TableKey = tuple[str, tuple[str, ...], tuple[int, ...], tuple[tuple[str, int], ...]]
+#: The loader :meth:`Router.reload` reads sources with. The loader module sits
+#: above this one (it builds routers) and installs itself here on import, so
+#: the router never imports it.
+_loader: list[Callable[[Any], RouterConfig]] = []
 
 
-def _table_key(pool: Pool) -> _TableKey:
-    return (pool.algorithm, pool.ids, pool.weights, pool.options)
-
-
-class _Snapshot:
-    """Everything one decision reads; never mutated after construction (but the cache)."""
-
-    __slots__ = (
-        "_tests",
-        "cache",
-        "config",
-        "default_state",
-        "generation",
-        "health",
-        "lock",
-        "ordered",
-    )
-
-    def __init__(
-        self,
-        config: RouterConfig,
-        tables: Mapping[_TableKey, hashing.HashTable],
-        health: Mapping[str, EndpointHealth],
-        generation: int,
-    ) -> None:
-        self.config = config
-        self.health = health
-        self.generation = generation
-
-        def state(pool: Pool) -> PoolState:
-            return PoolState(pool, tables.get(_table_key(pool)), health)
-
-        self.ordered = tuple((rule, state(rule.target)) for rule in config.ordered_rules)
-        self._tests = tuple((rule.match.test, rule, st) for rule, st in self.ordered)
-        self.default_state = (config.default, state(config.default.target))
-        size = config.settings.cache_size
-        # A FIFO cache, because a hit must not write: reads (cachetools'
-        # __getitem__ is one dict lookup) take no lock; inserts and the
-        # evictions they cause take ``lock``. An LRU would reorder on every hit
-        # and need the lock for reads too (4x the cost of a hit, measured).
-        self.cache: cachetools.FIFOCache[Criteria, Endpoint] | None = (
-            cachetools.FIFOCache(size) if size > 0 else None
-        )
-        self.lock = threading.Lock()
-
-    def winner(self, criteria: Criteria) -> tuple[Rule, PoolState]:
-        for test, rule, pool_state in self._tests:
-            if test(criteria):
-                return rule, pool_state
-        return self.default_state
-
-
-# Tables are pure functions of their key and immutable, so routers and reloads
-# share them: reloading a file whose pools did not change builds nothing. Kept
-# small: a slots table is 2 MiB, and configurations whose membership keeps
-# changing must not pile up dead ones (16 cached tables: 32 MiB at most).
-_TABLES: cachetools.LRUCache[_TableKey, hashing.HashTable] = cachetools.LRUCache(maxsize=16)
-_TABLES_LOCK = threading.Lock()
-
-
-def shared_table(pool: Pool) -> hashing.HashTable:
-    """Return the hashing table of ``pool``, built once and shared while cached.
-
-    Raises:
-        ValueError: The algorithm rejects the pool's hosts, weights or options.
-    """
-    key = _table_key(pool)
-    with _TABLES_LOCK:
-        table = _TABLES.get(key)
-    if table is None:
-        table = pool.build_table()  # outside the lock: builds can take milliseconds
-        with _TABLES_LOCK:
-            _TABLES[key] = table
-    return table
-
-
-def _build_tables(config: RouterConfig) -> dict[_TableKey, hashing.HashTable]:
-    tables: dict[_TableKey, hashing.HashTable] = {}
-    for rule in (*config.rules, config.default):
-        pool = rule.target
-        key = _table_key(pool)
-        if len(pool.endpoints) > 1 and key not in tables:
-            tables[key] = shared_table(pool)
-    return tables
+def install_loader(loader: Callable[[Any], RouterConfig]) -> None:
+    """Set the function :meth:`Router.reload` loads configurations with."""
+    _loader[:] = [loader]
 
 
 class Router:
@@ -332,8 +246,9 @@ class Router:
     def __init__(self, config: RouterConfig) -> None:
         self.events = EventHub()
         self._write_lock = threading.Lock()
-        self._tables = _build_tables(config)
-        self._snapshot = _Snapshot(config, self._tables, {}, 0)
+        with gc_paused():
+            self._tables = build_tables(config)
+            self._snapshot = Snapshot(config, self._tables, {}, 0)
 
     # -- reading -----------------------------------------------------------------
 
@@ -383,19 +298,35 @@ class Router:
         if self.events.observers:
             return self._select_observed(snap, criteria)
         cache = snap.cache
-        if cache is not None:
-            try:
-                return cache[criteria]
-            except KeyError:
-                pass
-        state = snap.winner(criteria)[1]
-        endpoint = state.pick(criteria)
-        if cache is not None and state.deterministic and _cacheable(criteria):
-            with snap.lock:
-                cache[criteria] = endpoint
+        if cache is None:
+            return snap.states[snap.rank(criteria)].pick(criteria)
+        c = criteria
+        a = c.attributes
+        key = (
+            c.application,
+            c.authenticated_user,
+            c.execution_type,
+            c.execution_id,
+            c.origin,
+            c.location,
+            c.account,
+            c.cloud_provider,
+            None if a is _EMPTY else a,
+        )  # cache_key(c), inline: a call costs a tenth of a hit
+        endpoint = cache.get(key)
+        if endpoint is not None:
+            return endpoint
+        rank = snap.rank(criteria)
+        endpoint = snap.states[rank].pick(criteria)
+        if snap.deterministic[rank]:
+            skip = snap.skip
+            if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
+                snap.skip = skip - 1
+            else:
+                snap.remember(key, endpoint)
         return endpoint
 
-    def _select_observed(self, snap: _Snapshot, criteria: Criteria) -> Endpoint:
+    def _select_observed(self, snap: Snapshot, criteria: Criteria) -> Endpoint:
         start = time.perf_counter()
         rule, state = snap.winner(criteria)
         if state.down and not state.panic:
@@ -504,7 +435,7 @@ class Router:
                 else:
                     health[endpoint_id] = new
             if events:
-                self._swap(snap.config, health)
+                self._swap(snap.config, health, frozenset(e.endpoint_id for e in events))
         for event in events:
             self.events.emit(event)
 
@@ -535,11 +466,11 @@ class Router:
         Raises:
             ConfigError: The new configuration is invalid (every issue, with paths).
         """
-        from ._config import load_config  # the loader builds on this module
-
         name = None if isinstance(source, Mapping) else str(source)
         try:
-            config = load_config(source)
+            if not _loader:
+                raise RuntimeError("no configuration loader: import selectors_lib first")
+            config = _loader[0](source)
         except Exception as exc:
             self.events.emit(ReloadEvent(False, name, str(exc), time.time()))
             raise
@@ -556,14 +487,30 @@ class Router:
         Args:
             config: A validated configuration.
         """
-        tables = _build_tables(config)
-        known = config.endpoint_ids
-        with self._write_lock:
-            self._tables = tables
-            health = {k: v for k, v in self._snapshot.health.items() if k in known}
-            self._swap(config, health)
+        with gc_paused():
+            tables = build_tables(config)
+            known = config.endpoint_ids
+            config.rule_index  # noqa: B018 - built here, outside the write lock
+            with self._write_lock:
+                self._tables = tables
+                health = {k: v for k, v in self._snapshot.health.items() if k in known}
+                self._swap(config, health)
         self.events.emit(ReloadEvent(True, config.source, None, time.time()))
 
-    def _swap(self, config: RouterConfig, health: Mapping[str, EndpointHealth]) -> None:
-        # Caller holds the write lock.
-        self._snapshot = _Snapshot(config, self._tables, health, self._snapshot.generation + 1)
+    def _swap(
+        self,
+        config: RouterConfig,
+        health: Mapping[str, EndpointHealth],
+        changed: frozenset[str] | None = None,
+    ) -> None:
+        # Caller holds the write lock. ``changed``: the endpoint ids whose
+        # health changed, when the configuration stays (None: a new one).
+        old = self._snapshot
+        self._snapshot = Snapshot(
+            config,
+            self._tables,
+            health,
+            old.generation + 1,
+            None if changed is None else old,
+            changed or frozenset(),
+        )

@@ -142,7 +142,7 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
             return "missing socket path"
     elif not parts.hostname:
         return "missing host"
-    if any(c.isspace() for c in url):
+    if url.split() != [url]:  # split() cuts at exactly the chars isspace() accepts
         return "contains white space"
     return None
 

@@ -12,8 +12,9 @@ A leaf package: it imports nothing else from ``selectors_lib``.
 Algorithms (see ``docs/algorithms.md`` for how to choose):
 
 ``slots`` (default)
-    Lazily filled table of 2**20 slots owned by weighted rendezvous: O(1) lookups,
-    minimal movement on add and remove, max/mean load within a few percent.
+    2**20 slots owned by weighted rendezvous: O(1) lookups, minimal movement on add
+    and remove, max/mean load within a few percent. Pools of up to 8 hosts compute a
+    slot's owner per lookup; larger ones cache owners lazily in 1-byte cells.
 ``ring``
     Envoy ``ring_hash`` (xxHash), bit-compatible.
 ``maglev``
@@ -46,7 +47,7 @@ from ._ring import RingTable as _RingTable
 from ._slots import DEFAULT_SLOTS as _DEFAULT_SLOTS
 from ._slots import MAX_SLOTS as _MAX_SLOTS
 from ._slots import MIN_SLOTS as _MIN_SLOTS
-from ._slots import SlotsTable as _SlotsTable
+from ._slots import slots_table as _slots_table
 from ._xx import key_hash
 
 __all__ = [
@@ -116,7 +117,7 @@ def _build_jump(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any
 def _build_slots(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
     _check_options("slots", options, ("slots",))
     slots = _check_option_int("slots", options.get("slots", _DEFAULT_SLOTS), _MIN_SLOTS, _MAX_SLOTS)
-    return _SlotsTable(hosts, weights, slots)
+    return _slots_table(hosts, weights, slots)
 
 
 _BUILDERS: dict[str, Callable[..., HashTable]] = {

