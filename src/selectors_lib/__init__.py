@@ -16,6 +16,7 @@ from ._errors import ConfigError, ConfigIssue, NoEndpointError, SelectorsError
 from ._events import (
     Event,
     EventHub,
+    FleetEvent,
     HealthEvent,
     LagEvent,
     MetricsObserver,
@@ -23,6 +24,7 @@ from ._events import (
     ReloadEvent,
     SelectEvent,
 )
+from ._fingerprint import config_fingerprint
 from ._match import FieldMatch, Match
 from ._pool import Endpoint, EndpointHealth, Pool
 from ._router import Decision, Router, RouterConfig, Rule, RuleTrace, Settings
@@ -64,6 +66,7 @@ __all__ = [
     "EventHub",
     "FieldMatch",
     "FileReloader",
+    "FleetEvent",
     "HeaderMapping",
     "HealthEvent",
     "LagEvent",
@@ -80,6 +83,7 @@ __all__ = [
     "SelectEvent",
     "SelectorsError",
     "Settings",
+    "config_fingerprint",
     "config_to_dict",
     "load_config",
     "load_router",

@@ -18,6 +18,7 @@ from . import hashing
 from ._bulk import gc_paused
 from ._criteria import FIELDS
 from ._errors import ConfigError
+from ._fingerprint import install_canonical_form
 from ._match import CASE_MODES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, backtracking_risk, compile_pattern
@@ -715,3 +716,4 @@ def config_to_dict(config: RouterConfig) -> dict[str, Any]:
 
 # The router reloads through this loader without importing this module.
 install_loader(load_config)
+install_canonical_form(config_to_dict)

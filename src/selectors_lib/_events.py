@@ -18,6 +18,7 @@ __all__ = [
     "SELECT_DURATION_BUCKETS",
     "Event",
     "EventHub",
+    "FleetEvent",
     "HealthEvent",
     "LagEvent",
     "MetricsObserver",
@@ -103,7 +104,33 @@ class LagEvent:
     at: float
 
 
-Event = SelectEvent | HealthEvent | ReloadEvent | LagEvent
+@attrs.frozen
+class FleetEvent:
+    """This instance's place in a fleet sharing one health plane changed.
+
+    Emitted by a health monitor with a ``health.shared`` section when its mode
+    changes and whenever it applies or publishes a new health generation.
+
+    Args:
+        mode: ``leader`` (probes and publishes), ``follower`` (applies the
+            leader's snapshots) or ``local`` (the store is unreachable: probes
+            on its own).
+        generation: The health generation now applied (0 before the first).
+        leader: The instance whose snapshot was applied last ("" if none).
+        fingerprint: This instance's configuration fingerprint.
+        detail: Why the mode changed, for operators ("" otherwise).
+        at: Unix time.
+    """
+
+    mode: str
+    generation: int
+    leader: str
+    fingerprint: str
+    detail: str
+    at: float
+
+
+Event = SelectEvent | HealthEvent | ReloadEvent | LagEvent | FleetEvent
 Observer = Callable[[Event], None]
 
 
@@ -173,6 +200,9 @@ class _WatchedRouter(Protocol):
 
     @property
     def health(self) -> Mapping[str, _Healthy]: ...
+
+    @property
+    def fingerprint(self) -> str: ...
 
 
 class MetricsObserver:
@@ -248,6 +278,7 @@ class MetricsObserver:
             self.forget(endpoint_id)
         self._recorded = set(states)
         self._served = frozenset(states)
+        self.set_fingerprints(tuple(sorted({r.fingerprint for r in list(self._routers)})))
 
     def _state(self, endpoint_id: str) -> bool | None:
         # Caller holds _endpoints_lock. Whether the endpoint is up across the
@@ -279,6 +310,8 @@ class MetricsObserver:
             if event.ok:
                 with self._endpoints_lock:
                     self._reconcile()
+        elif isinstance(event, FleetEvent):
+            self.on_fleet(event)
         else:
             with self._endpoints_lock:
                 # The served set answers for nearly every event without reading
@@ -301,6 +334,16 @@ class MetricsObserver:
     def on_lag(self, event: LagEvent) -> None:
         """Record a replication-lag observation of an endpoint a watched router serves."""
         raise NotImplementedError
+
+    def on_fleet(self, event: FleetEvent) -> None:
+        """Record the fleet mode and health generation (default: ignore)."""
+
+    def set_fingerprints(self, fingerprints: tuple[str, ...]) -> None:
+        """Record the configuration fingerprints the watched routers serve (default: ignore).
+
+        Called with every reconciliation: when a router is watched or stops
+        being watched, and after each successful reload.
+        """
 
     def set_up(self, endpoint_id: str, up: bool) -> None:
         """Record whether an endpoint is healthy (ejected endpoints may still serve in panic)."""

@@ -265,6 +265,13 @@ class Router:
         return self._snapshot.generation
 
     @property
+    def fingerprint(self) -> str:
+        """The serving configuration's stable fingerprint (equal across a fleet in sync)."""
+        from ._fingerprint import config_fingerprint
+
+        return config_fingerprint(self._snapshot.config)
+
+    @property
     def endpoints(self) -> tuple[Endpoint, ...]:
         """Every distinct endpoint of the serving configuration."""
         return self._snapshot.config.endpoints

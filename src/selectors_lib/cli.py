@@ -9,6 +9,7 @@ Subcommands (``selectors-lib <command> --help`` for each):
 ``demo``            route sample requests through the bundled example
 ``convert``         Spinnaker ``orca.yml``/``gate.yml``/``baseUrls`` to native configuration
 ``serve FILE``      run a routing gateway (``pip install 'selectors-lib[serve]'``)
+``fleet FILE``      the shared health plane: leader, snapshot generation, instances' fingerprints
 
 Exit codes: see :data:`EXIT_CODES` (and ``docs/cli.md``). Honours ``NO_COLOR``;
 colour only on a terminal. Errors go to stderr.
@@ -335,6 +336,9 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _UsageError(
                 f"--down: unknown endpoint {endpoint_id!r} (known: {known})"
             ) from None
+    fleet = _fleet_health(router, err) if args.fleet else None
+    if isinstance(fleet, int):
+        return fleet
     criteria = _criteria(args, err)
     try:
         decision = router.explain(criteria)
@@ -342,10 +346,22 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"error: no endpoint: {exc}\n")
         return EXIT_NO_ENDPOINT
     if args.json:
-        _document(decision.to_dict(), as_json=True, out=out)
+        document = decision.to_dict()
+        if fleet:
+            document["fleet"] = fleet
+        _document(document, as_json=True, out=out)
     else:
+        if fleet:
+            leader = _safe(fleet["leader"])
+            out.write(f"fleet health generation {fleet['generation']} by {leader}\n")
         _render_decision(decision, out, _Style(out, args.color))
     return EXIT_OK
+
+
+def _fleet_health(router: Router, err: TextIO) -> dict[str, Any] | int:
+    from ._fleet_cli import fleet_health  # needs redis-py: ImportError names the extra
+
+    return fleet_health(router, err)
 
 
 # -- dump -------------------------------------------------------------------------------
@@ -696,6 +712,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ENDPOINT",
         help="treat this endpoint as down (repeatable)",
     )
+    p.add_argument(
+        "--fleet",
+        action="store_true",
+        help="apply the ejections of the shared health plane FILE names (health.shared)",
+    )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(handler=_cmd_explain)
 
@@ -828,7 +849,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for an upstream on each read and write (default: the proxy's)",
     )
     p.set_defaults(handler=_cmd_serve)
+
+    p = command(
+        "fleet",
+        "show the fleet's shared health plane",
+        "Read the store named by FILE's health.shared section: the leader and its lease, "
+        "the current snapshot (generation, ejected endpoints), and each instance's mode, "
+        "generation and configuration fingerprint. Exit 1 when any serves another "
+        "configuration than FILE (drift).",
+    )
+    p.add_argument("file", metavar="FILE", help="the configuration (with health.shared)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_fleet)
     return parser
+
+
+def _cmd_fleet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._fleet_cli import cmd_fleet  # needs redis-py: ImportError names the extra
+
+    return cmd_fleet(args, out, err)
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -25,6 +25,12 @@ UCUM units, namespaced attributes):
   ``ok`` or ``failed``).
 - ``selectors.replica.lag`` (observable gauge, ``By``; ``selectors.endpoint``):
   no point while the lag could not be read.
+- ``selectors.config.fingerprint`` (observable gauge, ``1``; ``selectors.config.fingerprint``):
+  1 for each configuration fingerprint a watched router serves.
+- ``selectors.fleet.mode`` (observable gauge, ``1``; ``selectors.fleet.mode``): 1 for
+  this instance's mode in a shared health plane, 0 for the other modes.
+- ``selectors.fleet.mode_changes`` (counter, ``{change}``; ``selectors.fleet.mode``).
+- ``selectors.fleet.health_generation`` (observable gauge, ``{generation}``).
 
 The two gauges report exactly the endpoints the watched routers serve: after a
 reload drops an endpoint, its points stop. Counters keep the attribute sets of
@@ -45,6 +51,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 from ._events import (
     SELECT_DURATION_BUCKETS,
+    FleetEvent,
     HealthEvent,
     LagEvent,
     MetricsObserver,
@@ -61,6 +68,9 @@ RULE = "selectors.rule"
 ENDPOINT = "selectors.endpoint"
 REASON = "selectors.ejection.reason"
 RESULT = "selectors.reload.result"
+FINGERPRINT = "selectors.config.fingerprint"
+MODE = "selectors.fleet.mode"
+_FLEET_MODES = ("leader", "follower", "local")
 
 
 class OTelObserver(MetricsObserver):
@@ -128,6 +138,31 @@ class OTelObserver(MetricsObserver):
             unit="By",
             description="Replication lag of a replica behind its master.",
         )
+        self._fingerprints: tuple[str, ...] = ()
+        self._fleet: FleetEvent | None = None
+        meter.create_observable_gauge(
+            "selectors.config.fingerprint",
+            callbacks=[self._observe_fingerprints],
+            unit="1",
+            description="1 for each configuration fingerprint a watched router serves.",
+        )
+        meter.create_observable_gauge(
+            "selectors.fleet.mode",
+            callbacks=[self._observe_mode],
+            unit="1",
+            description="1 for this instance's mode in the shared health plane, 0 for others.",
+        )
+        meter.create_observable_gauge(
+            "selectors.fleet.health_generation",
+            callbacks=[self._observe_generation],
+            unit="{generation}",
+            description="The shared health plane's generation this instance applied last.",
+        )
+        self.fleet_mode_changes = meter.create_counter(
+            "selectors.fleet.mode_changes",
+            unit="{change}",
+            description="Entries into each mode of the shared health plane.",
+        )
         # Attribute dicts are reused for the hot path (one per rule/endpoint pair).
         self._attrs: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -165,6 +200,18 @@ class OTelObserver(MetricsObserver):
             else:
                 self._lag[event.endpoint_id] = event.lag_bytes
 
+    def on_fleet(self, event: FleetEvent) -> None:
+        """Keep the mode and generation for the gauges; count a change of mode."""
+        with self._lock:
+            previous, self._fleet = self._fleet, event
+        if previous is None or previous.mode != event.mode:
+            self.fleet_mode_changes.add(1, {MODE: event.mode})
+
+    def set_fingerprints(self, fingerprints: tuple[str, ...]) -> None:
+        """Keep the fingerprints the watched routers serve for the gauge."""
+        with self._lock:
+            self._fingerprints = fingerprints
+
     def set_up(self, endpoint_id: str, up: bool) -> None:
         """Keep the endpoint's state for the up gauge."""
         with self._lock:
@@ -180,6 +227,23 @@ class OTelObserver(MetricsObserver):
         with self._lock:
             items = sorted(self._up.items())
         return [Observation(value, {ENDPOINT: endpoint}) for endpoint, value in items]
+
+    def _observe_fingerprints(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            fingerprints = self._fingerprints
+        return [Observation(1, {FINGERPRINT: fingerprint}) for fingerprint in fingerprints]
+
+    def _observe_mode(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            event = self._fleet
+        if event is None:
+            return []
+        return [Observation(int(mode == event.mode), {MODE: mode}) for mode in _FLEET_MODES]
+
+    def _observe_generation(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            event = self._fleet
+        return [] if event is None else [Observation(event.generation)]
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:

@@ -23,6 +23,14 @@ Metrics (Prometheus conventions: base units, ``_total`` on counters):
   1 otherwise.
 - ``selectors_replica_lag_bytes{endpoint}`` (gauge): replication lag; NaN when
   it could not be read.
+- ``selectors_config_fingerprint_info{fingerprint}`` (gauge, always 1): the
+  configuration fingerprint of each watched router; instances of a fleet in
+  sync show the same one.
+- ``selectors_fleet_mode{mode}`` (gauge): 1 for this instance's mode in a shared
+  health plane (``leader``, ``follower``, ``local``), 0 for the others.
+- ``selectors_fleet_mode_changes_total{mode}`` (counter): entries into each mode
+  (alert on ``local``: the store is unreachable and instances probe on their own).
+- ``selectors_fleet_health_generation`` (gauge): the health generation applied last.
 
 Label values come from the configuration (rule names, endpoint ids), never
 from requests, so cardinality is bounded by the configuration. The two
@@ -47,6 +55,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 from ._events import (
     SELECT_DURATION_BUCKETS,
+    FleetEvent,
     HealthEvent,
     LagEvent,
     MetricsObserver,
@@ -56,6 +65,8 @@ from ._events import (
 from ._router import Router
 
 __all__ = ["DEFAULT_BUCKETS", "PrometheusObserver", "instrument"]
+
+_FLEET_MODES = ("leader", "follower", "local")
 
 DEFAULT_BUCKETS = SELECT_DURATION_BUCKETS
 
@@ -150,6 +161,31 @@ class PrometheusObserver(MetricsObserver):
             ("endpoint",),
             registry=registry,
         )
+        self.fingerprint = Gauge(
+            name("config_fingerprint_info"),
+            "1 for each configuration fingerprint a watched router serves.",
+            ("fingerprint",),
+            registry=registry,
+        )
+        self.fleet_mode = Gauge(
+            name("fleet_mode"),
+            "1 for this instance's mode in the shared health plane, 0 for the others.",
+            ("mode",),
+            registry=registry,
+        )
+        self.fleet_mode_changes = Counter(
+            name("fleet_mode_changes"),
+            "Entries into each mode of the shared health plane (local: store unreachable).",
+            ("mode",),
+            registry=registry,
+        )
+        self.fleet_generation = Gauge(
+            name("fleet_health_generation"),
+            "The shared health plane's generation this instance applied last.",
+            registry=registry,
+        )
+        self._fingerprints: tuple[str, ...] = ()
+        self._fleet_mode = ""
         # Resolving label children takes a lock and a tuple build in
         # prometheus_client; decisions are the hot path, so keep the children.
         self._decision_children: dict[tuple[str, str], Callable[[], None]] = {}
@@ -189,6 +225,24 @@ class PrometheusObserver(MetricsObserver):
         """Set the lag gauge (NaN when it could not be read)."""
         value = math.nan if event.lag_bytes is None else float(event.lag_bytes)
         self.lag.labels(event.endpoint_id).set(value)
+
+    def on_fleet(self, event: FleetEvent) -> None:
+        """Set the mode and generation gauges; count a change of mode."""
+        if event.mode != self._fleet_mode:
+            self._fleet_mode = event.mode
+            self.fleet_mode_changes.labels(event.mode).inc()
+            for mode in _FLEET_MODES:
+                self.fleet_mode.labels(mode).set(1 if mode == event.mode else 0)
+        self.fleet_generation.set(event.generation)
+
+    def set_fingerprints(self, fingerprints: tuple[str, ...]) -> None:
+        """List exactly the fingerprints the watched routers serve."""
+        for gone in set(self._fingerprints) - set(fingerprints):
+            with contextlib.suppress(KeyError):
+                self.fingerprint.remove(gone)
+        for fingerprint in fingerprints:
+            self.fingerprint.labels(fingerprint).set(1)
+        self._fingerprints = fingerprints
 
     def set_up(self, endpoint_id: str, up: bool) -> None:
         """Set the endpoint's up gauge."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from health_fleet_support import StoreNode
 from health_redis_nodes import RedisSet, wait_for
 
 
@@ -37,3 +38,13 @@ def redis_set(redis_server_bin: str, tmp_path: Path) -> Iterator[RedisSet]:
         yield nodes
     finally:
         nodes.close()
+
+
+@pytest.fixture
+def fleet_store(redis_server_bin: str, tmp_path: Path) -> Iterator[StoreNode]:
+    """A redis-server for a fleet's shared health plane, restartable on its port."""
+    node = StoreNode(redis_server_bin, tmp_path / "store")
+    try:
+        yield node
+    finally:
+        node.stop()

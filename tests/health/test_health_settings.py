@@ -151,7 +151,7 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
         "health.timeout": "expected a number of seconds, got a string",
         "health.eject_after": "must be between 1 and 1000, got 0",
         "health.readmit_after": "expected an integer, got a boolean",
-        "health.jitter": "unknown key; expected one of interval, timeout, eject_after, readmit_after, probes",
+        "health.jitter": "unknown key; expected one of interval, timeout, eject_after, readmit_after, probes, shared",
         "health.probes[0].master": "invalid URL 'http://m:1': expected a redis:// or rediss:// or unix:// URL",
         "health.probes[0].replicas[1]": "unknown endpoint 'nope'; known: api-1, api-2, ro-1, ro-2",
         "health.probes[0].max_lag_bytes": "must be between 0 and 1125899906842624, got -1",

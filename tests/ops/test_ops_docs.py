@@ -16,7 +16,7 @@ from ops_helpers import config_a
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from selectors_lib import Criteria, LagEvent, Router, load_config, load_router
+from selectors_lib import Criteria, FleetEvent, LagEvent, Router, load_config, load_router
 from selectors_lib.otel import instrument as otel_instrument
 from selectors_lib.prometheus import instrument as prometheus_instrument
 
@@ -51,6 +51,7 @@ def exercise(router: Router) -> None:
     router.select(c)  # panic
     router.reload(config_a())
     router.events.emit(LagEvent("r4", 10, time.time()))
+    router.events.emit(FleetEvent("follower", 7, "gw-1", router.fingerprint, "", time.time()))
 
 
 def test_prometheus_table_matches_exposition() -> None:

@@ -8,8 +8,10 @@ from selectors_lib import (
     Decision,
     Endpoint,
     Event,
+    FleetEvent,
     HealthEvent,
     Router,
+    config_fingerprint,
     load_router,
 )
 from selectors_lib.hashing import ALGORITHMS, DEFAULT_ALGORITHM, build, jump_hash
@@ -38,6 +40,13 @@ def load_or_keep(router: Router, path: str) -> bool:
 def on_event(event: Event) -> None:
     if isinstance(event, HealthEvent) and not event.healthy:
         print(f"{event.endpoint_id} ejected: {event.reason}")
+    elif isinstance(event, FleetEvent) and event.mode == "local":
+        print(f"probing locally at generation {event.generation}: {event.detail}")
+
+
+def fleet_drift(routers: list[Router]) -> bool:
+    fingerprints: set[str] = {config_fingerprint(r.config) for r in routers}
+    return len(fingerprints) > 1 or any(r.fingerprint not in fingerprints for r in routers)
 
 
 def main() -> None:

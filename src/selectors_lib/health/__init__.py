@@ -25,15 +25,20 @@ from ._settings import (
     RedisLagProbeSettings,
     parse_health_settings,
 )
+from ._shared_settings import SharedSettings
+from ._snapshot import FleetSnapshot, SnapshotError, decode_snapshot, encode_snapshot
 from ._state import EndpointState, HealthTracker, Observation, Policy, RoundResult
 
 if TYPE_CHECKING:
     from ._redis import RedisLagProbe, replica_observation
+    from ._shared import FleetStatus
 
 __all__ = [
     "DEFAULT_MAX_LAG_BYTES",
     "GUARD_FACTOR",
     "EndpointState",
+    "FleetSnapshot",
+    "FleetStatus",
     "HealthMonitor",
     "HealthSettings",
     "HealthTracker",
@@ -49,7 +54,11 @@ __all__ = [
     "RedisLagProbe",
     "RedisLagProbeSettings",
     "RoundResult",
+    "SharedSettings",
+    "SnapshotError",
     "build_probes",
+    "decode_snapshot",
+    "encode_snapshot",
     "parse_health_settings",
     "replica_observation",
 ]
@@ -63,4 +72,8 @@ def __getattr__(name: str) -> Any:
         from . import _redis
 
         return getattr(_redis, name)
+    if name == "FleetStatus":
+        from . import _shared  # the shared plane's store client is redis-py too
+
+        return _shared.FleetStatus
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -34,6 +34,9 @@ from selectors_lib._router import Router
 from ._probes import HttpProbe, Probe, ProbeResult, describe, failed
 from ._settings import HealthSettings, HttpProbeSettings, RedisLagProbeSettings
 from ._state import EndpointState, HealthTracker, Observation, Policy
+
+if TYPE_CHECKING:
+    from ._shared import FleetStatus, SharedPlane
 
 __all__ = ["HealthMonitor", "MonitorStatus", "ProbeStatus", "build_probes"]
 
@@ -199,6 +202,11 @@ class HealthMonitor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
+        self._plane: SharedPlane | None = None
+        if settings.shared is not None:
+            from ._shared import SharedPlane  # only now: it needs redis-py
+
+            self._plane = SharedPlane(self, settings.shared)
 
     @classmethod
     def from_router(
@@ -224,6 +232,11 @@ class HealthMonitor:
         """The latest round's status (safe to read from any thread)."""
         return self._status
 
+    @property
+    def fleet(self) -> FleetStatus | None:
+        """This instance's place in the fleet's shared health plane (None without one)."""
+        return None if self._plane is None else self._plane.status
+
     # -- one round -------------------------------------------------------------------
 
     def run_once(self) -> MonitorStatus:
@@ -232,6 +245,12 @@ class HealthMonitor:
         Returns:
             The new status.
         """
+        if self._plane is not None:
+            # The plane decides: probe (leader, local) or follow the leader's verdicts.
+            return self._plane.run_round(self._probe_round)
+        return self._probe_round()
+
+    def _probe_round(self) -> MonitorStatus:
         with self._round_lock:
             return self._apply(self._collect())
 
@@ -245,6 +264,11 @@ class HealthMonitor:
         Returns:
             The new status.
         """
+        if self._plane is not None:
+            return await self._plane.arun_round(self._aprobe_round)
+        return await self._aprobe_round()
+
+    async def _aprobe_round(self) -> MonitorStatus:
         loop = asyncio.get_running_loop()
         guard = self.settings.timeout * GUARD_FACTOR
         submitted: list[tuple[Probe, asyncio.Task[ProbeResult] | None]] = []
@@ -277,7 +301,8 @@ class HealthMonitor:
             else:
                 result = pending.result()
             results.append((probe, result))
-        return self._apply(results)
+        with self._round_lock:  # a shared plane's listener may adopt verdicts meanwhile
+            return self._apply(results)
 
     async def _acheck(self, probe: Probe) -> ProbeResult:
         try:
@@ -441,6 +466,8 @@ class HealthMonitor:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._pending.clear()
+        if self._plane is not None:
+            self._plane.close()
 
     def __enter__(self) -> HealthMonitor:
         return self.start()
@@ -505,6 +532,8 @@ class HealthMonitor:
                 await probe.aclose()
             except Exception:
                 _log.exception("closing probe %s failed", probe.name)
+        if self._plane is not None:
+            self._plane.close()  # bounded by the store's timeout
 
     async def __aenter__(self) -> HealthMonitor:
         if self._task is not None and not self._task.done():

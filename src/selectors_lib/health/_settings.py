@@ -19,6 +19,8 @@ from selectors_lib._errors import ConfigIssue
 from selectors_lib._pool import Endpoint
 from selectors_lib._validate import Checker, join, kind, show, url_problem
 
+from ._shared_settings import SharedSettings, parse_shared_settings
+
 __all__ = [
     "DEFAULT_MAX_LAG_BYTES",
     "HealthSettings",
@@ -32,7 +34,7 @@ __all__ = [
 #: most; 4 MiB behind means it is not keeping up.
 DEFAULT_MAX_LAG_BYTES = 4 * 1024 * 1024
 
-_HEALTH_KEYS = ("interval", "timeout", "eject_after", "readmit_after", "probes")
+_HEALTH_KEYS = ("interval", "timeout", "eject_after", "readmit_after", "probes", "shared")
 _REDIS_KEYS = ("type", "name", "master", "replicas", "max_lag_bytes")
 _HTTP_KEYS = ("type", "name", "endpoints", "path", "expect_status")
 _PROBE_TYPES = ("redis_lag", "http")
@@ -126,6 +128,7 @@ class HealthSettings:
         eject_after: Consecutive bad observations that eject an endpoint.
         readmit_after: Consecutive good observations that readmit it.
         probes: The probes, in config order.
+        shared: The fleet's shared health plane (see docs/fleet.md), if any.
     """
 
     interval: float = 1.0
@@ -133,16 +136,20 @@ class HealthSettings:
     eject_after: int = 3
     readmit_after: int = 2
     probes: tuple[ProbeSettings, ...] = ()
+    shared: SharedSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical form, every default spelled out (loadable again)."""
-        return {
+        out: dict[str, Any] = {
             "interval": self.interval,
             "timeout": self.timeout,
             "eject_after": self.eject_after,
             "readmit_after": self.readmit_after,
             "probes": [probe.to_dict() for probe in self.probes],
         }
+        if self.shared is not None:
+            out["shared"] = self.shared.to_dict()
+        return out
 
 
 # -- validation ---------------------------------------------------------------------
@@ -208,12 +215,16 @@ def _parse(
                 continue
             check.unique_name(names, probe.name, where, index, "probe")
             probes.append(probe)
+    shared = None
+    if "shared" in data:
+        shared = parse_shared_settings(check, data["shared"], f"{path}.shared", interval)
     return HealthSettings(
         interval=interval,
         timeout=timeout,
         eject_after=eject_after,
         readmit_after=readmit_after,
         probes=tuple(probes),
+        shared=shared,
     )
 
 

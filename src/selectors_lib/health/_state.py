@@ -196,6 +196,10 @@ class HealthTracker:
         """The state of one endpoint (a fresh healthy one when never seen)."""
         return self._states.get(endpoint_id, EndpointState())
 
+    def restore(self, endpoint_id: str, state: EndpointState) -> None:
+        """Replace an endpoint's state (a follower adopting the fleet leader's verdict)."""
+        self._states[endpoint_id] = state
+
     def pin(self, endpoint_id: str, now: float) -> bool:
         """Hold an endpoint down regardless of observations.
 
