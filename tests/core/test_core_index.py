@@ -86,7 +86,7 @@ def scan_rank(config: RouterConfig, criteria: Criteria) -> int:
     return len(config.ordered_rules)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(configs(), st.lists(requests(), min_size=1, max_size=20))
 def test_index_picks_the_rule_the_scan_picks(data: dict[str, Any], cs: list[Criteria]) -> None:
     config = load_config(data)
@@ -95,7 +95,7 @@ def test_index_picks_the_rule_the_scan_picks(data: dict[str, Any], cs: list[Crit
         assert index.winner(c) == scan_rank(config, c), c
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     configs(),
     st.lists(requests(), min_size=1, max_size=10),
@@ -180,7 +180,7 @@ def test_a_busy_key_is_not_chosen_as_the_index_field() -> None:
 CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from(TRICKY[:-1])
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(CHARS, max_size=6).map("".join), st.lists(CHARS, max_size=6).map("".join))
 def test_fold_case_is_equals_ignore_case(a: str, b: str) -> None:
     assert (fold_case(a) == fold_case(b)) == equals_ignore_case(a, b)
