@@ -46,9 +46,14 @@ def rss_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def regex_positions(n: int) -> set[int]:
+    """Where the pattern rules sit among ``n``: evenly spread."""
+    return {n * k // (REGEX_RULES + 1) for k in range(1, REGEX_RULES + 1)}
+
+
 def scale_config(n: int, algorithm: str | None) -> dict[str, Any]:
     """``n`` rules, highest priority first, each with its own 3-replica pool."""
-    regex_at = {n * k // (REGEX_RULES + 1) for k in range(1, REGEX_RULES + 1)}
+    regex_at = regex_positions(n)
     routes: list[dict[str, Any]] = []
     for i in range(n):
         if i in regex_at:
@@ -107,7 +112,9 @@ def worker(n: int, algorithm: str | None) -> dict[str, Any]:
     t2 = time.perf_counter()
     grown = rss_kib() - before
     port = spinnaker_baseline(data)
-    mid = n // 2 if n // 2 % 3 != 2 else n // 2 + 1
+    mid = n // 2
+    while mid % 3 == 2 or mid in regex_positions(n):  # an application equals rule
+        mid += 1
     requests = {
         "top": Criteria(application="app0", authenticated_user="someone@example.com"),
         "middle": Criteria(application=f"app{mid}", authenticated_user="someone@example.com"),

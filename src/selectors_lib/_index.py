@@ -10,7 +10,8 @@ declaration order). The index gives the same answer without trying them all:
   per-source list for present values and one for absent values. The rule's
   other fields are checked only when a request reaches it.
 - Rules with no such field (regex only, or an empty match) stay in a residual
-  list in rank order.
+  list in rank order; a one-pattern rule there checks the pattern's literal
+  prefix with ``str.startswith`` before running it.
 
 A request looks its values up in each table, takes the best-ranked candidate
 whose remaining fields match, then scans the residual list only down to that
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from ._criteria import Criteria
 from ._match import FieldMatch, Match, equals_key, getter
+from ._regex import literal_prefix
 
 if TYPE_CHECKING:
     from ._router import Rule
@@ -78,6 +80,20 @@ def _request_key(case: str) -> Callable[[str], str] | None:
     return None if case == "sensitive" else equals_key(case)[0]
 
 
+def _prefiltered(match: Match) -> Callable[[Criteria], bool]:
+    # A one-pattern rule is checked with str.startswith on the pattern's
+    # literal prefix first: a value without it cannot match, and most
+    # requests a residual pattern sees are ones it rejects.
+    if len(match.fields) == 1:
+        source, m = match.fields[0]
+        if m.present is None and len(m.compiled) == 1 and m.case == "sensitive":
+            prefix = literal_prefix(m.compiled[0])
+            if prefix:
+                get, test = getter(source), match.test
+                return lambda c: (v := get(c)) is not None and v.startswith(prefix) and test(c)
+    return match.test
+
+
 def _rest(match: Match, skip: int) -> Callable[[Criteria], bool] | None:
     fields = tuple(f for i, f in enumerate(match.fields) if i != skip)
     return Match(fields).test if fields else None
@@ -111,7 +127,7 @@ class RuleIndex:
         residual: list[_Entry] = []
         for rank, (rule, cands) in enumerate(zip(rules, candidates, strict=True)):
             if not cands:
-                residual.append((rank, rule.match.test))
+                residual.append((rank, _prefiltered(rule.match)))
                 continue
             # The field whose busiest key holds the fewest rules; then the
             # busiest group (fewer groups to look up); then the first field.

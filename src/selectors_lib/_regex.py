@@ -23,6 +23,7 @@ __all__ = [
     "backtracking_risk",
     "cheap_to_run",
     "compile_pattern",
+    "literal_prefix",
     "nested_quantifier",
 ]
 
@@ -342,3 +343,39 @@ def _degree(items: Any, copies: int) -> int:
         if total >= 1000:
             return 1000
     return total
+
+
+def literal_prefix(compiled: object) -> str:
+    """The text every full match of a compiled ``re`` pattern starts with.
+
+    Read from the pattern's own parse (leading literal characters, after an
+    optional ``^``): a value that does not start with it cannot match, so a
+    ``str.startswith`` check may stand in front of the pattern. ``""`` when
+    there is none or it cannot be known (another engine, case-insensitive
+    matching).
+
+    Args:
+        compiled: What :func:`compile_pattern` returned.
+
+    Returns:
+        The prefix, possibly empty.
+    """
+    if not isinstance(compiled, re.Pattern) or not isinstance(compiled.pattern, str):
+        return ""
+    if compiled.flags & re.IGNORECASE:
+        return ""
+    try:
+        parsed = _sre_parse.parse(compiled.pattern, compiled.flags)
+    except Exception:
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    prefix: list[str] = []
+    for op, av in parsed:
+        if op is _sre_constants.LITERAL:
+            prefix.append(chr(av))
+        elif op is _sre_constants.AT and av is _sre_constants.AT_BEGINNING and not prefix:
+            continue
+        else:
+            break
+    return "".join(prefix)

@@ -18,7 +18,7 @@ from selectors_lib._router import RouterConfig, Rule
 TRICKY = ["a", "A", "b", "ss", "SS", "ß", "ẞ", "s", "S", "ſ", "k", "K", "K", "i", "I", "İ", "ı"]
 TRICKY += ["i̇", "ǅ", "ǆ", "Ǆ", "deck", "DECK", "Deck", ""]
 SOURCES = ["application", "authenticated_user", "origin", "attributes.x-tenant"]
-PATTERNS = ["a|b", "[a-c]", "d.*", ".*", "A", "s+", "(?i)k"]
+PATTERNS = ["a|b", "[a-c]", "d.*", ".*", "A", "s+", "(?i)k", "de.*", "^D.*k", "ß.*", "ss"]
 
 value = st.sampled_from(TRICKY)
 
@@ -32,7 +32,8 @@ def field_spec(draw: st.DrawFn) -> Any:
     if kind == "equals":
         return {"equals": draw(st.lists(value, min_size=1, max_size=3)), "case": case}
     if kind == "regex":
-        return {"regex": draw(st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2))}
+        patterns = draw(st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2))
+        return {"regex": patterns, "case": case}
     return {"present": draw(st.booleans())}
 
 
@@ -85,7 +86,7 @@ def scan_rank(config: RouterConfig, criteria: Criteria) -> int:
     return len(config.ordered_rules)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(configs(), st.lists(requests(), min_size=1, max_size=20))
 def test_index_picks_the_rule_the_scan_picks(data: dict[str, Any], cs: list[Criteria]) -> None:
     config = load_config(data)
@@ -94,7 +95,7 @@ def test_index_picks_the_rule_the_scan_picks(data: dict[str, Any], cs: list[Crit
         assert index.winner(c) == scan_rank(config, c), c
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     configs(),
     st.lists(requests(), min_size=1, max_size=10),
@@ -179,7 +180,7 @@ def test_a_busy_key_is_not_chosen_as_the_index_field() -> None:
 CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from(TRICKY[:-1])
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(CHARS, max_size=6).map("".join), st.lists(CHARS, max_size=6).map("".join))
 def test_fold_case_is_equals_ignore_case(a: str, b: str) -> None:
     assert (fold_case(a) == fold_case(b)) == equals_ignore_case(a, b)
@@ -217,3 +218,31 @@ def test_every_case_mode_indexes_tricky_values_as_it_compares_them() -> None:
                     c = Criteria(origin=v, attributes={"x-tenant": v})
                     sub = RouterConfig(config.ordered_rules[i:], config.default)
                     assert rest.winner(c) == scan_rank(sub, c), (case, v, i)
+
+
+def test_residual_patterns_answer_as_the_scan_for_every_value() -> None:
+    # Patterns stay in the residual list, behind a literal-prefix check where
+    # the pattern has one: the check must never reject a value that matches.
+    values = [*TRICKY, "dx", "Dak", "ssx", "ßx", "A"]
+    for case in ("sensitive", "lower", "ignore"):
+        rules = [
+            _rule(
+                f"p{i}",
+                0,
+                (
+                    "application",
+                    FieldMatch(
+                        regex=(p,),
+                        case=case,
+                        compiled=(compile_pattern(p, ignore_case=case == "ignore"),),
+                    ),
+                ),
+            )
+            for i, p in enumerate(PATTERNS)
+        ]
+        for i in range(len(rules)):
+            config = RouterConfig(tuple(rules[i:]), _rule("d", 0))
+            index = RuleIndex(config.ordered_rules)
+            for v in values:
+                c = Criteria(application=v)
+                assert index.winner(c) == scan_rank(config, c), (case, PATTERNS[i], v)

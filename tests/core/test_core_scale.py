@@ -47,7 +47,7 @@ def pairwise_shadowed(rules: list[tuple[int, Rule]]) -> dict[str, str]:
     return out
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(native_configs())
 def test_shadowing_finds_what_the_pairwise_scan_finds(data: dict[str, Any]) -> None:
     # The generated patterns are all cheap to run except "a|b", which the
