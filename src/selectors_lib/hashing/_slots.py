@@ -156,9 +156,19 @@ class ComputedSlotsTable(SlotsTable):
             return self.owner(xxh64(key.encode("utf-8", "surrogatepass")) >> self._shift)
         # Scorer.best's equal-weight loop, inlined: calls are most of the cost here.
         data = (xxh64(key.encode("utf-8", "surrogatepass")) >> self._shift).to_bytes(8, "little")
+        seeds = self._seeds
+        if len(seeds) == 3:
+            # The commonest pool, unrolled (twice as fast as the loop). ">=" keeps the
+            # loop's rule: on equal scores the host earlier in canonical order wins.
+            a = xxh64(data, seeds[0]) >> 11
+            b = xxh64(data, seeds[1]) >> 11
+            c = xxh64(data, seeds[2]) >> 11
+            if a >= b:
+                return self._by_rank[0 if a >= c else 2]
+            return self._by_rank[1 if b >= c else 2]
         best = -1
         winner = ""
-        for host, seed in zip(self._by_rank, self._seeds, strict=True):
+        for host, seed in zip(self._by_rank, seeds, strict=True):
             v = xxh64(data, seed) >> 11
             if v > best:
                 best = v
