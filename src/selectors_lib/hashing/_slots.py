@@ -216,7 +216,9 @@ class CachedSlotsTable(SlotsTable):
         index = self._scorer.best(slot.to_bytes(8, "little"))
         cells = self._cells
         if isinstance(cells, bytes):
-            cells = array(self._typecode, bytes(array(self._typecode).itemsize * self._size))
+            # Repeating one zero item writes the cells once; building from bytes(n)
+            # would also touch a temporary of the same size.
+            cells = array(self._typecode, [0]) * self._size
             self._cells = cells
         cells[slot] = index + 1
         return index
