@@ -152,10 +152,10 @@ class ComputedSlotsTable(SlotsTable):
 
     def lookup(self, key: str) -> str:
         """Return the host for ``key``."""
-        if not self._uniform:
-            return self.owner(xxh64(key.encode("utf-8", "surrogatepass")) >> self._shift)
-        # Scorer.best's equal-weight loop, inlined: calls are most of the cost here.
         data = (xxh64(key.encode("utf-8", "surrogatepass")) >> self._shift).to_bytes(8, "little")
+        if not self._uniform:
+            return self._hosts[self._scorer.best(data)]
+        # Scorer.best's equal-weight loop, inlined: calls are most of the cost here.
         seeds = self._seeds
         if len(seeds) == 3:
             # The commonest pool, unrolled (twice as fast as the loop). ">=" keeps the
