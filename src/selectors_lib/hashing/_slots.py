@@ -27,8 +27,8 @@ MAX_SLOTS = 1 << 24
 
 #: Pools of at most this many hosts score their hosts on every lookup and cache
 #: nothing: at 8 hosts that costs about as much as uhashring's lookup and keeps the
-#: table at a few hundred bytes, where any cache of 2**20 random slots would cost
-#: hundreds of KiB once traffic had touched it.
+#: table at about a KiB, where a cache of the 2**20 slots (which random keys touch
+#: evenly) would grow to 1 MiB under traffic.
 COMPUTE_MAX_HOSTS = 8
 
 # Read-only zeros standing in for a cached table's cells until its first fill, shared
