@@ -9,6 +9,7 @@ with and without weights.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import tracemalloc
@@ -248,3 +249,26 @@ def race_once(table: CachedSlotsTable, keys: list[str], expected: list[str]) -> 
     for t in threads:
         t.join()
     return wrong
+
+
+@pytest.mark.parametrize("hosts", [("a", "b", "c"), ("a", "b", "c", "d")])
+def test_hashing_computed_lookup_breaks_score_ties_like_the_loop(
+    hosts: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real scores never tie; a stand-in hash that makes them tie checks that the
+    # unrolled three-host path and the loop keep the first host in canonical order,
+    # and compare only the top 53 bits (later hosts get larger low bits).
+    from selectors_lib.hashing import _slots
+
+    scorer = Scorer(hosts, (1,) * len(hosts))
+    rank = {seed: j for j, seed in enumerate(scorer.seeds)}
+    table = build("slots", hosts)
+    assert isinstance(table, ComputedSlotsTable)
+    for tops in itertools.product((0, 1), repeat=len(hosts)):
+
+        def fake(data: bytes, seed: int = 0, tops: tuple[int, ...] = tops) -> int:
+            return tops[rank[seed]] << 11 | rank[seed] if seed else 0
+
+        monkeypatch.setattr(_slots, "xxh64", fake)
+        winner = _loop_winner([t << 11 | j for j, t in enumerate(tops)])
+        assert table.lookup("any key") == hosts[scorer.canon[winner]], tops

@@ -101,15 +101,20 @@ class Scorer:
             return self._canon[first_top53(list(map(xxh64, repeat(data, n), seeds)))]
         if n == 1:
             return self._canon[0]
+        # One pass keeps the best score (first index on equal scores, as the sort
+        # by (-score, j) does) and the best of the rest.
         log = math.log
-        scores = [
-            w / -log(((xxh64(data, seed) >> 11) + 0.5) / _TWO_POW_53)
-            for w, seed in zip(self._weights, seeds, strict=True)
-        ]
-        top_score = max(scores)
-        best_j = scores.index(top_score)
-        runner_up = max(max(scores[:best_j], default=0.0), max(scores[best_j + 1 :], default=0.0))
-        if runner_up < top_score * (1 - _NEAR):
+        top_score = second = -1.0
+        best_j = 0
+        for j, (w, seed) in enumerate(zip(self._weights, seeds, strict=True)):
+            score = w / -log(((xxh64(data, seed) >> 11) + 0.5) / _TWO_POW_53)
+            if score > top_score:
+                second = top_score
+                top_score = score
+                best_j = j
+            elif score > second:
+                second = score
+        if second < top_score * (1 - _NEAR):
             # No near-tie: ranking() would put best_j first without re-ranking.
             return self._canon[best_j]
         return self.ranking(data, 1)[0]
