@@ -11,8 +11,6 @@ since Python 3.1). The source path and load warnings are not part of it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +43,10 @@ def config_fingerprint(config: RouterConfig) -> str:
         ``sha256:`` and the first :data:`FINGERPRINT_LENGTH` hex digits of the
         digest of its canonical form.
     """
+    # Imported here: most processes never ask, and both cost import time.
+    import hashlib
+    import json
+
     canonical = json.dumps(
         _canonical[0](config),
         sort_keys=True,
