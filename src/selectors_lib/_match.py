@@ -11,6 +11,11 @@ some values, ``regex``: any of some patterns matches the *whole* value, or
 - ``ignore``: compare without regard to case on both sides (Spinnaker's
   ``equalsIgnoreCase`` for origins; patterns compile case-insensitively).
 
+A ``regex`` matcher reads its patterns in one of two dialects (``syntax``):
+``re`` (Python's, the default) or ``java`` (``java.util.regex``, as Spinnaker
+reads them; compiled by ``_javaregex``). With ``java``, ``lower`` is Java's
+``String.toLowerCase(Locale.ROOT)`` (its own final-sigma rule and Unicode data).
+
 An absent value (``None``) never matches ``equals`` or ``regex``.
 """
 
@@ -22,11 +27,27 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from ._criteria import FIELDS, Criteria
+from ._javaregex import to_lower_root
 from ._regex import Pattern
 
-__all__ = ["CASE_MODES", "FieldMatch", "Match", "equals_ignore_case", "getter"]
+__all__ = [
+    "CASE_MODES",
+    "SYNTAXES",
+    "FieldMatch",
+    "Match",
+    "equals_ignore_case",
+    "getter",
+    "lowering",
+]
 
 CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
+#: Pattern dialects of a ``regex`` matcher: Python's ``re`` or ``java.util.regex``.
+SYNTAXES: tuple[str, ...] = ("re", "java")
+
+
+def lowering(syntax: str) -> Callable[[str], str]:
+    """The ``lower`` rule of a dialect: ``str.lower``, or Java's ``toLowerCase(Locale.ROOT)``."""
+    return to_lower_root if syntax == "java" else str.lower
 
 
 def _simple_upper(c: str) -> str:
@@ -105,6 +126,7 @@ class FieldMatch:
         case: ``sensitive``, ``lower`` or ``ignore`` (see module docs).
         compiled: The compiled ``regex`` patterns, same order.
         max_length: Values longer than this never reach a pattern.
+        syntax: The dialect of ``regex`` (``re`` or ``java``).
     """
 
     equals: tuple[str, ...] = ()
@@ -113,6 +135,7 @@ class FieldMatch:
     case: str = "sensitive"
     compiled: tuple[Pattern, ...] = attrs.field(default=(), eq=False, repr=False)
     max_length: int = attrs.field(default=4096, eq=False, repr=False)
+    syntax: str = "re"
     test: Callable[[str | None], bool] = attrs.field(init=False, eq=False, repr=False)
     """Return whether a value satisfies this matcher (a function specialised at build)."""
 
@@ -128,17 +151,20 @@ class FieldMatch:
         lower = self.case == "lower"
         if self.compiled:
             cap = self.max_length
+            to_lower = lowering(self.syntax)
             if len(self.compiled) == 1:
                 full = self.compiled[0].fullmatch
                 if lower:
-                    return lambda v: v is not None and len(v) <= cap and full(v.lower()) is not None
+                    return lambda v: (
+                        v is not None and len(v) <= cap and full(to_lower(v)) is not None
+                    )
                 return lambda v: v is not None and len(v) <= cap and full(v) is not None
             patterns = tuple(p.fullmatch for p in self.compiled)
 
             def any_pattern(v: str | None) -> bool:
                 if v is None or len(v) > cap:  # checked before lower() copies it
                     return False
-                text = v.lower() if lower else v
+                text = to_lower(v) if lower else v
                 return any(f(text) is not None for f in patterns)
 
             return any_pattern

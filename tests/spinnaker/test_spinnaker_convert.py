@@ -368,8 +368,8 @@ def test_mapping_of_each_selector_kind() -> None:
     )
     matches = [(r.get("priority"), r.get("match")) for r in native["routes"]]
     assert matches == [
-        (-2, {"application": {"regex": "Big.*", "case": "lower"}}),
-        (1, {"account": {"regex": "prod", "case": "lower"}}),
+        (-2, {"application": {"regex": "Big.*", "case": "lower", "syntax": "java"}}),
+        (1, {"account": {"regex": "prod", "case": "lower", "syntax": "java"}}),
         # Spinnaker reads the map's values in the map's order.
         (1, {"execution_type": {"equals": ["b", "a"]}}),
         (
@@ -379,7 +379,7 @@ def test_mapping_of_each_selector_kind() -> None:
                 "execution_type": {"equals": ["pipeline", "orchestration"]},
             },
         ),
-        (1, {"authenticated_user": {"regex": ["u.*"]}}),
+        (1, {"authenticated_user": {"regex": ["u.*"], "syntax": "java"}}),
         (1, {"location": {"equals": ["l"]}}),
         (1, {"cloud_provider": {"equals": ["c"]}}),
         (1, {"origin": {"equals": "api"}}),

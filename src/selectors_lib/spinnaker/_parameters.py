@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 
 from selectors_lib._errors import ConfigError, ConfigIssue
-from selectors_lib._regex import Pattern, compile_pattern
+from selectors_lib._javaregex import compile_java
+from selectors_lib._regex import Pattern
 
 from ._selectors import MAX_VALUE_LENGTH, check_pattern
 from ._spring import Issues, as_int, as_list, as_strings, check_url, describe
@@ -63,7 +64,7 @@ class Parameter:
         tests: list[str | Pattern] = []
         for value in self.values:
             if value.startswith(REGEX_PREFIX):
-                tests.append(compile_pattern(value[value.index(":") + 1 :]))
+                tests.append(compile_java(value[value.index(":") + 1 :]))
             else:
                 tests.append(value)
         object.__setattr__(self, "_tests", tuple(tests))

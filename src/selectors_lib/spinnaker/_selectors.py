@@ -10,25 +10,17 @@ membership. One deliberate guard: like the native router, a value longer than
 
 from __future__ import annotations
 
-import importlib
-import re
-import warnings
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
 from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigIssue
-from selectors_lib._match import equals_ignore_case
-from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
+from selectors_lib._javaregex import compile_java, equals_ignore_case, to_lower_root, translate
+from selectors_lib._regex import Pattern, nested_quantifier
 from selectors_lib._validate import show
 
 from ._spring import Issues, as_strings, describe
-
-# The standard library's own parser (private, stable since 3.11): re.compile
-# caches patterns, the parser does not.
-_sre_parse: Any = importlib.import_module("re._parser")
 
 __all__ = [
     "DEFAULT_SELECTOR",
@@ -40,7 +32,6 @@ __all__ = [
     "SELECTOR_CLASSES",
     "Selector",
     "check_pattern",
-    "java_only_syntax",
     "parse_selector",
     "resolve_selector_class",
 ]
@@ -111,67 +102,8 @@ def resolve_selector_class(name: str) -> str | None:
 
 
 def _compile(pattern: str) -> Pattern:
-    return compile_pattern(pattern)
-
-
-def _escapes(pattern: str) -> list[tuple[int, str]]:
-    """The escaped characters of ``pattern`` with their positions (``\\v`` -> ``(0, "v")``)."""
-    found: list[tuple[int, str]] = []
-    i = 0
-    while i < len(pattern) - 1:
-        if pattern[i] == "\\":
-            found.append((i, pattern[i + 1]))
-            i += 2
-        else:
-            i += 1
-    return found
-
-
-def java_only_syntax(pattern: str) -> str | None:
-    """Say why ``pattern`` means something else in Python than in Java, if it does.
-
-    Caught here, because Python would accept them with another meaning or reject
-    them with an unhelpful message:
-
-    - ``\\v``: Java's vertical white-space class (``[\\n\\x0b\\f\\r\\x85\\u2028\\u2029]``),
-      Python's single vertical tab;
-    - inline flags in mid-pattern (``prod-(?i)app``): Java applies them from
-      there to the end of the group, Python refuses them;
-    - Java's nested classes and class intersections (``[[a-z]]``,
-      ``[a-z&&[^aeiou]]``) compile in Python as different, literal sets;
-      Python's parser flags them with a FutureWarning, which is turned into an
-      answer here. The parser is called directly because ``re.compile`` caches
-      patterns and would warn only once per process.
-
-    Returns:
-        The reason, or ``None`` when the pattern reads the same (or is invalid
-        for another reason, which compiling it reports).
-    """
-    for position, char in _escapes(pattern):
-        if char == "v":
-            return (
-                f"\\v at position {position} is Java's vertical white-space class but a "
-                "vertical tab in Python; write [\\n\\x0b\\f\\r\\x85\\u2028\\u2029] "
-                "(or \\x0b for the tab alone)"
-            )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        try:
-            _sre_parse.parse(pattern)
-        except FutureWarning as exc:
-            return f"{exc} (Java set syntax that Python reads differently; escape the bracket)"
-        except re.error as exc:
-            if "global flags not at the start" in str(exc):
-                return (
-                    f"inline flags in mid-pattern ({exc}): Java applies them from there to "
-                    "the end of the enclosing group, Python only at the very start; scope "
-                    "them instead, e.g. prod-(?i:app) for prod-(?i)app, or move them to "
-                    "the start when they cover the whole pattern"
-                )
-            return None  # other invalid patterns are reported by compile_pattern
-        except Exception:  # e.g. RecursionError: reported by compile_pattern too
-            return None
-    return None
+    # Java's dialect, exactly (a JavaPatternError is a ValueError).
+    return compile_java(pattern)
 
 
 @attrs.frozen
@@ -267,7 +199,7 @@ class Selector:
             return False
         # Java: value.toLowerCase() then Pattern.matches(pattern, value); the
         # pattern itself is not lowercased.
-        return self._compiled[0].fullmatch(value.lower()) is not None
+        return self._compiled[0].fullmatch(to_lower_root(value)) is not None
 
     def describe(self) -> str:
         """A short human description, e.g. ``ByApplication 'big.*' (value lowercased)``."""
@@ -431,7 +363,7 @@ def _check_patterns(
 
 
 def check_pattern(pattern: str, at: str, where: str, issues: Issues, warnings: Issues) -> bool:
-    """Check one Java pattern for ``re``: Java-only syntax, validity, backtracking risk.
+    """Check one Java pattern: Java's validity (as ``Pattern.compile``), backtracking risk.
 
     Args:
         pattern: The pattern text.
@@ -443,16 +375,12 @@ def check_pattern(pattern: str, at: str, where: str, issues: Issues, warnings: I
     Returns:
         False when the pattern is unusable (an issue was added).
     """
-    problem = java_only_syntax(pattern)
-    if problem is None:
-        try:
-            _compile(pattern)
-        except ValueError as exc:
-            problem = str(exc)
-    if problem is not None:
-        issues.append(ConfigIssue(at, f"{where}invalid regular expression: {problem}"))
+    try:
+        _compile(pattern)
+    except ValueError as exc:
+        issues.append(ConfigIssue(at, f"{where}invalid regular expression: {exc}"))
         return False
-    if nested_quantifier(pattern):
+    if nested_quantifier(translate(pattern)):
         warnings.append(
             ConfigIssue(
                 at,
