@@ -336,13 +336,40 @@ def test_config_lists_read_every_map_value_like_kork(
 
 
 @pytest.mark.parametrize(
+    ("key", "items", "field"),
+    [
+        ("locations", [True], "location"),
+        ("locations", [True, "eu"], "location"),
+        ("executionTypes", [{"a": "b"}, 1], "execution_type"),
+        ("cloudProviders", {0: 8, 1: "aws"}, "cloud_provider"),
+    ],
+)
+def test_non_string_list_items_load_and_never_match(key: str, items: object, field: str) -> None:
+    # Java keeps the raw objects and compares them with the request's string.
+    selector = {
+        "locations": "ByLocationServiceSelector",
+        "executionTypes": "ByExecutionTypeServiceSelector",
+        "cloudProviders": "ByCloudProviderServiceSelector",
+    }[key]
+    config = {"selectorClass": selector, key: items}
+    svc = selectable_service([{"baseUrl": MISS}, {"baseUrl": HIT, "priority": 5, "config": config}])
+    assert svc.warnings
+    assert svc.warnings[0].path.startswith(f"baseUrls[1].config.{key}[")
+    for text in ("True", "true", "1", "8", "{'a': 'b'}"):
+        assert svc.select(Criteria(**{field: text})).url == MISS
+    strings = [
+        i for i in (items.values() if isinstance(items, dict) else items) if isinstance(i, str)
+    ]
+    for text in strings:
+        assert svc.select(Criteria(**{field: text})).url == HIT
+
+
+@pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({0: {"a": "b"}}, "expected a string, got a mapping"),
         ([], "must not be an empty list"),
         ({}, "must not be an empty list"),
         ("pipeline", "expected a list, got a string"),
-        ([1], "expected a string, got an integer"),
     ],
 )
 def test_bad_lists_are_config_errors(value: object, message: str) -> None:

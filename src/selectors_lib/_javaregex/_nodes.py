@@ -102,7 +102,8 @@ def emit_set(chars: CharSet) -> str:
     if not chars.ranges:
         return "(?!)"
     negated = chars.negate()
-    body, prefix = (negated, "^") if len(negated.ranges) < len(chars.ranges) else (chars, "")
+    shorter = negated.ranges and len(negated.ranges) < len(chars.ranges)
+    body, prefix = (negated, "^") if shorter else (chars, "")
     parts = []
     for low, high in body.ranges:
         parts.append(_escape(low) if low == high else f"{_escape(low)}-{_escape(high)}")

@@ -41,6 +41,13 @@ MAX_REPS = 0x7FFFFFFF
 MAX_MARK_RUN = 2
 
 
+# \R backtracks from \r\n to \r like an alternation, except as the atom of a
+# quantifier: Java's Curly and Ques take an atom's first match per repetition.
+_LINE_ENDING = Alt(
+    (Text("\\r\\n", 2, 2), Text("[\\n\\x0b\\x0c\\r\\x85\\u2028\\u2029]", 1, 1))
+)
+
+
 class _Parser(ClassReader):
     def expr(self) -> Node:
         branches = [self.sequence()]
@@ -172,7 +179,7 @@ class _Parser(ClassReader):
         if c == "z":
             return Text("\\Z", 0, 0)
         if c == "R":
-            return Alt((Text("\\r\\n", 2, 2), Text("[\\n\\x0b\\x0c\\r\\x85\\u2028\\u2029]", 1, 1)))
+            return _LINE_ENDING
         if c in {"b", "B"}:
             if self.peek() == 0x7B:
                 raise self.error("\\b{g} (grapheme cluster boundaries) is not supported")
@@ -350,6 +357,8 @@ class _Parser(ClassReader):
 
     def closure(self, node: Node) -> Node:
         ch = self.peek()
+        if node == _LINE_ENDING and ch in (0x3F, 0x2A, 0x2B, 0x7B):
+            node = Group("(?>", node)
         if ch == 0x3F:
             return Repeat(node, 0, 1, self.qtype())
         if ch == 0x2A:

@@ -21,6 +21,7 @@ from ._convert import convert_base_urls, convert_gate, convert_orca, convert_ser
 from ._parameters import (
     Parameter,
     ParameterEntry,
+    ParameterSelectionError,
     ParameterService,
     SelectedService,
     parameter_service,
@@ -40,6 +41,7 @@ __all__ = [
     "GateService",
     "Parameter",
     "ParameterEntry",
+    "ParameterSelectionError",
     "ParameterService",
     "SelectableService",
     "SelectedService",

@@ -186,7 +186,12 @@ def convert_service(
         elif default is not None and outranks(default, s):
             drop(s, f"can never win: the default selector {default.location} is tried first")
         elif not s.can_match:
-            drop(s, f"{s.selector_class} without 'origin' never matches")
+            reason = (
+                "without 'origin'"
+                if s.origin is None and s.field == "origin"
+                else "without a string value"
+            )
+            drop(s, f"{s.selector_class} {reason} never matches")
         elif fields is not None and s.field is not None and s.field not in fields:
             drop(s, f"{s.selector_class} reads {s.field}, which is never set here")
         else:

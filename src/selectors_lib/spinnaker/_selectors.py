@@ -20,7 +20,7 @@ from selectors_lib._javaregex import compile_java, equals_ignore_case, to_lower_
 from selectors_lib._regex import Pattern, nested_quantifier
 from selectors_lib._validate import show
 
-from ._spring import Issues, as_strings, describe
+from ._spring import Issues, as_strings, as_values, describe
 
 __all__ = [
     "DEFAULT_SELECTOR",
@@ -69,6 +69,14 @@ _REQUIRED: Mapping[str, tuple[str, str]] = {
     "ByLocationServiceSelector": ("locations", "values"),
     "ByCloudProviderServiceSelector": ("cloudProviders", "values"),
 }
+_VALUE_SELECTORS = frozenset(
+    {
+        "ByExecutionTypeServiceSelector",
+        "ByLocationServiceSelector",
+        "ByCloudProviderServiceSelector",
+        "ByOriginServiceSelector",
+    }
+)
 #: ByOriginServiceSelector's execution types when ``executionTypes`` is not set.
 ORIGIN_EXECUTION_TYPES: tuple[str, ...] = ("pipeline", "orchestration")
 _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
@@ -153,7 +161,13 @@ class Selector:
 
     @property
     def can_match(self) -> bool:
-        """False for a selector no request can satisfy (an origin selector without origin)."""
+        """False for a selector no request can satisfy.
+
+        An origin selector without origin, or a list selector none of whose
+        items is a string (Java loads ``locations: [true]``; it never matches).
+        """
+        if not self.values and self.selector_class in _VALUE_SELECTORS:
+            return False
         return self.origin is not None or self.selector_class not in (
             "ByOriginServiceSelector",
             _USER_ORIGIN,
@@ -305,17 +319,19 @@ def parse_selector(
             _check_patterns(
                 patterns, key_path, where, single=True, issues=issues, warnings=warnings
             )
-        else:
+        elif kind == "patterns":
             items = as_strings(raw, key_path, where, issues, free_form=True)
             if items is None:
                 return None
-            if kind == "patterns":
-                patterns = items
-                _check_patterns(
-                    patterns, key_path, where, single=False, issues=issues, warnings=warnings
-                )
-            else:
-                values = items
+            patterns = items
+            _check_patterns(
+                patterns, key_path, where, single=False, issues=issues, warnings=warnings
+            )
+        else:
+            found = as_values(raw, key_path, where, issues, warnings, free_form=True)
+            if found is None:
+                return None
+            values = found
     elif name in ("ByOriginServiceSelector", _USER_ORIGIN):
         raw_origin = config.get("origin")
         if raw_origin is None:
@@ -334,16 +350,17 @@ def parse_selector(
         if name == "ByOriginServiceSelector":
             values = ORIGIN_EXECUTION_TYPES
             if config.get("executionTypes") is not None:
-                items = as_strings(
+                found = as_values(
                     config["executionTypes"],
                     f"{path}.executionTypes",
                     where,
                     issues,
+                    warnings,
                     free_form=True,
                 )
-                if items is None:
+                if found is None:
                     return None
-                values = items
+                values = found
     if len(issues) != before:
         return None
     return Selector(index, base_url, priority, name, patterns, values, origin)
