@@ -7,41 +7,93 @@ follow another Unicode version and full mappings (``"ß".upper()`` is ``"SS"``).
 from __future__ import annotations
 
 from . import _tables
-from ._charset import java_lower, java_upper, named_set, table_set
+from ._charset import CharSet, java_lower, java_upper, named_set, table_set
 
 __all__ = ["equals_ignore_case", "to_lower_root"]
 
 _SIGMA = 0x03A3
 _CASED = table_set(_tables.CASED)
-_LETTER = named_set("prop", "javaLetterOrDigit", False)
-_MARK = named_set("prop", "M", False)
 
 
-def _in_word(c: int) -> bool:
-    # Java decides "final" within one word of its BreakIterator: letters, digits
-    # and combining marks hold a word together, anything else ends it.
-    assert _LETTER is not None
-    assert _MARK is not None
-    return c in _LETTER or c in _MARK
+def _prop(name: str) -> CharSet:
+    found = named_set("prop", name, False)
+    assert found is not None
+    return found
 
 
-def _final_sigma(points: list[int], index: int) -> bool:
+# The JDK's legacy word BreakIterator (sun.text BreakIteratorRules), which
+# isFinalCased consults: a word is letters with dashes, apostrophes, quotes or
+# periods between them; a number is digits with , ' " . between them; words and
+# numbers chain; marks and format characters stick to what precedes them.
+_LETTER = _prop("L") | _prop("Mc")
+_DIGIT = _prop("N")
+_IGNORED = _prop("Mn") | _prop("Me")
+_FORMAT = _prop("Cf")
+_MID_WORD = _prop("Pd") | _prop("Pc") | CharSet.of(0xAD, 0x2027, 0x22, 0x27, 0x2E)
+_MID_NUMBER = CharSet.of(0x22, 0x27, 0x2C, 0x66B, 0x2E)
+
+
+def _kind(c: int) -> str:
+    # A character a rule names (the soft hyphen) is not "ignored".
+    if c in _MID_WORD or c in _MID_NUMBER:
+        return "O"
+    if c in _LETTER:
+        return "L"
+    if c in _DIGIT:
+        return "D"
+    if c in _FORMAT:
+        return "F"
+    return "I" if c in _IGNORED else "O"
+
+
+def _segments(points: list[int]) -> list[int]:
+    """A segment number per position: positions in one word share one."""
+    kinds = [_kind(c) for c in points]
+    n = len(points)
+    out = [0] * n
+    i = segment = 0
+    while i < n:
+        start = i
+        if kinds[i] in "LD":
+            last = kinds[i]
+            i += 1
+            while i < n:
+                kind = kinds[i]
+                if kind in "LD":
+                    last = kind
+                elif kind not in "IF":
+                    # A dash, apostrophe or period joins only when the next
+                    # character itself continues the word (or number).
+                    mids = _MID_WORD if last == "L" else _MID_NUMBER
+                    t = i + 1
+                    while t < n and kinds[t] == "F":  # format characters are transparent
+                        t += 1
+                    if not (points[i] in mids and t < n and kinds[t] == last):
+                        break
+                    i = t
+                i += 1
+        else:
+            i += 1
+            while i < n and kinds[i] in "IF":
+                i += 1
+        for k in range(start, i):
+            out[k] = segment
+        segment += 1
+    return out
+
+
+def _final_sigma(points: list[int], index: int, segments: list[int]) -> bool:
     """``ConditionalSpecialCasing.isFinalCased`` for the sigma at ``index``."""
-    i = index - 1
-    found = False
-    while i >= 0 and _in_word(points[i]):
-        if points[i] in _CASED:
-            found = True
-            break
-        i -= 1
-    if not found:
+    word = segments[index]
+    if index >= 2 and points[index - 1] > 0xFFFF:
+        # Measured on JDK 17: after a supplementary character that does not
+        # open the text, the word iterator reports a boundary before the sigma.
         return False
-    j = index + 1
-    while j < len(points) and _in_word(points[j]):
-        if points[j] in _CASED:
-            return False
-        j += 1
-    return True
+    before = range(index - 1, -1, -1)
+    if not any(points[i] in _CASED for i in before if segments[i] == word):
+        return False
+    after = range(index + 1, len(points))
+    return not any(points[i] in _CASED for i in after if segments[i] == word)
 
 
 def to_lower_root(text: str) -> str:
@@ -53,10 +105,11 @@ def to_lower_root(text: str) -> str:
     if text.isascii():
         return text.lower()
     points = [ord(c) for c in text]
+    segments = _segments(points) if _SIGMA in points else []
     out: list[str] = []
     for index, c in enumerate(points):
         if c == _SIGMA:
-            out.append("\u03c2" if _final_sigma(points, index) else "\u03c3")
+            out.append("\u03c2" if _final_sigma(points, index, segments) else "\u03c3")
         elif c in _tables.FULL_LOWER:
             out.append(_tables.FULL_LOWER[c])
         else:
