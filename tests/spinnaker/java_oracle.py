@@ -84,6 +84,8 @@ class Oracle:
         return [a == "1" for a in self._run([f"I {_hex(a)} {_hex(b)}" for a, b in pairs])]
 
     def close(self) -> None:
-        assert self._process.stdin is not None
+        """End the JVM (it exits when its input ends) and close the pipes."""
+        assert self._process.stdin is not None and self._process.stdout is not None
         self._process.stdin.close()
         self._process.wait(timeout=30)
+        self._process.stdout.close()
