@@ -85,7 +85,8 @@ class Oracle:
 
     def close(self) -> None:
         """End the JVM (it exits when its input ends) and close the pipes."""
-        assert self._process.stdin is not None and self._process.stdout is not None
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
         self._process.stdin.close()
         self._process.wait(timeout=30)
         self._process.stdout.close()
