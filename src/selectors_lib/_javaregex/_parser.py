@@ -43,9 +43,7 @@ MAX_MARK_RUN = 2
 
 # \R backtracks from \r\n to \r like an alternation, except as the atom of a
 # quantifier: Java's Curly and Ques take an atom's first match per repetition.
-_LINE_ENDING = Alt(
-    (Text("\\r\\n", 2, 2), Text("[\\n\\x0b\\x0c\\r\\x85\\u2028\\u2029]", 1, 1))
-)
+_LINE_ENDING = Alt((Text("\\r\\n", 2, 2), Text("[\\n\\x0b\\x0c\\r\\x85\\u2028\\u2029]", 1, 1)))
 
 
 class _Parser(ClassReader):
