@@ -9,7 +9,8 @@ some values, ``regex``: any of some patterns matches the *whole* value, or
   patterns alone (Spinnaker's application and account selectors: a pattern with
   capitals then never matches unless it carries ``(?i)``).
 - ``ignore``: compare without regard to case on both sides (Spinnaker's
-  ``equalsIgnoreCase`` for origins; patterns compile case-insensitively).
+  ``equalsIgnoreCase`` for origins, with the JDK's simple case mappings, see
+  :func:`equals_ignore_case`; patterns compile case-insensitively).
 
 A ``regex`` matcher reads its patterns in one of two dialects (``syntax``):
 ``re`` (Python's, the default) or ``java`` (``java.util.regex``, as Spinnaker
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from ._criteria import FIELDS, Criteria
-from ._javaregex import to_lower_root
+from ._javaregex import equals_ignore_case, to_lower_root
 from ._regex import Pattern
 
 __all__ = [
@@ -48,45 +49,6 @@ SYNTAXES: tuple[str, ...] = ("re", "java")
 def lowering(syntax: str) -> Callable[[str], str]:
     """The ``lower`` rule of a dialect: ``str.lower``, or Java's ``toLowerCase(Locale.ROOT)``."""
     return to_lower_root if syntax == "java" else str.lower
-
-
-def _simple_upper(c: str) -> str:
-    # Java's Character.toUpperCase maps one char to one char. Python's upper()
-    # uses the full mappings ("ß" -> "SS"); where that gives several chars, the
-    # titlecase form is the simple mapping when it is one char ("ᾳ" -> "ᾼ"),
-    # else the char maps to itself.
-    upper = c.upper()
-    if len(upper) == 1:
-        return upper
-    title = c.title()
-    return title if len(title) == 1 else c
-
-
-def _simple_lower(c: str) -> str:
-    # Only "İ" (U+0130) lowercases to several chars ("i" + combining dot);
-    # its simple mapping is the first of them.
-    return c.lower()[0]
-
-
-def equals_ignore_case(a: str, b: str) -> bool:
-    """Compare two strings as Java's ``String.equalsIgnoreCase`` does.
-
-    Character by character: equal when the characters are equal, or their
-    simple uppercase forms are, or the simple lowercase forms of those are.
-    Unlike ``casefold`` it never expands one character into two (``"ß"`` does
-    not equal ``"ss"``), and ``"İ"`` equals ``"i"`` as in Java.
-    """
-    if len(a) != len(b):
-        return False
-    if a == b:
-        return True
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            continue
-        ux, uy = _simple_upper(x), _simple_upper(y)
-        if ux != uy and _simple_lower(ux) != _simple_lower(uy):
-            return False
-    return True
 
 
 def getter(source: str) -> Callable[[Criteria], str | None]:
