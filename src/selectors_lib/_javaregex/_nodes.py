@@ -14,6 +14,8 @@ import itertools
 
 import attrs
 
+from selectors_lib._errors import SelectorsError
+
 from ._charset import CharSet
 
 __all__ = ["Node", "emit_set", "lookbehind", "width"]
@@ -157,7 +159,7 @@ def emit(node: Node) -> str:
     return "(?:" + emit(node.child) + ")" + count + node.mode
 
 
-class LookbehindError(ValueError):
+class LookbehindError(SelectorsError, ValueError):
     """A Java lookbehind that Python's fixed-width lookbehind cannot express."""
 
 

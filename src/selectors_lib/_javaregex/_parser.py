@@ -12,13 +12,13 @@ from __future__ import annotations
 from . import _charset as cs
 from ._charset import CharSet
 from ._classes import (
-    _ASCII_DIGIT,
-    _ASCII_SPACE,
-    _ASCII_WORD,
-    _DOT,
-    _HORIZ,
-    _UNIX_DOT,
-    _VERT,
+    ASCII_DIGIT,
+    ASCII_SPACE,
+    ASCII_WORD,
+    DOT,
+    HORIZ,
+    UNIX_DOT,
+    VERT,
     ClassReader,
 )
 from ._nodes import Alt, Behind, Group, LookbehindError, Node, Repeat, Seq, Text, emit_set, width
@@ -84,7 +84,7 @@ class _Parser(ClassReader):
                 if self.has(DOTALL):
                     node = self.char(cs.ALL)
                 else:
-                    node = self.char(_UNIX_DOT if self.has(UNIX_LINES) else _DOT)
+                    node = self.char(UNIX_DOT if self.has(UNIX_LINES) else DOT)
             elif ch in (0x7C, 0x29):
                 break
             elif ch in (0x3F, 0x2A, 0x2B):
@@ -154,11 +154,11 @@ class _Parser(ClassReader):
                 raise self.error("Illegal/unsupported escape sequence")
             return self.ref(ch - 0x30)
         sets = {
-            "d": cs.named_set("uprop", "DIGIT", False) if unicode_class else _ASCII_DIGIT,
-            "s": cs.named_set("uprop", "WHITE_SPACE", False) if unicode_class else _ASCII_SPACE,
-            "w": cs.named_set("uprop", "WORD", False) if unicode_class else _ASCII_WORD,
-            "h": _HORIZ,
-            "v": _VERT,
+            "d": cs.named_set("uprop", "DIGIT", False) if unicode_class else ASCII_DIGIT,
+            "s": cs.named_set("uprop", "WHITE_SPACE", False) if unicode_class else ASCII_SPACE,
+            "w": cs.named_set("uprop", "WORD", False) if unicode_class else ASCII_WORD,
+            "h": HORIZ,
+            "v": VERT,
         }
         if c.lower() in sets and c and not (c == "v" and isrange):
             chosen = sets[c.lower()]

@@ -7,6 +7,8 @@ white space and ``#`` comments under ``(?x)``, everywhere, classes included.
 
 from __future__ import annotations
 
+from selectors_lib._errors import SelectorsError
+
 from ._charset import MAX_CODE_POINT
 
 __all__ = ["JavaPatternError", "Reader"]
@@ -18,8 +20,12 @@ MAX_REPS = 0x7FFFFFFF
 MAX_MARK_RUN = 2
 
 
-class JavaPatternError(ValueError):
-    """Java would refuse the pattern (``PatternSyntaxException``), or Python cannot say it."""
+class JavaPatternError(SelectorsError, ValueError):
+    """Java would refuse the pattern (``PatternSyntaxException``), or Python cannot say it.
+
+    The message starts with Java's own description (``Illegal repetition``) or
+    names the construct the translation cannot express, then the index.
+    """
 
 
 def _is_ascii_space(c: int) -> bool:

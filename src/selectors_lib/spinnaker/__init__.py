@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from selectors_lib._javaregex import JavaPatternError, compile_java, to_lower_root
+
 from ._convert import convert_base_urls, convert_gate, convert_orca, convert_service
 from ._parameters import (
     Parameter,
@@ -39,6 +41,7 @@ from ._shapes import (
 __all__ = [
     "SELECTOR_CLASSES",
     "GateService",
+    "JavaPatternError",
     "Parameter",
     "ParameterEntry",
     "ParameterSelectionError",
@@ -48,6 +51,7 @@ __all__ = [
     "Selector",
     "SelectorTrace",
     "SpinnakerDecision",
+    "compile_java",
     "convert_base_urls",
     "convert_gate",
     "convert_orca",
@@ -59,4 +63,5 @@ __all__ = [
     "parameter_service",
     "resolve_selector_class",
     "selectable_service",
+    "to_lower_root",
 ]
