@@ -53,8 +53,22 @@ TRICKY = [
     "k",
     "K",
 ]
+# Where Java and Python read a value or a pattern differently (see
+# test_spinnaker_java_dialect): converted configs must keep Java's meaning.
+JAVA_TRAPS = ["\u0391:\u03a3", "\u0391\u03a3", "caf\u00e9", "a\u2028b", "a\r", "\u0394x"]
 TEXT = st.sampled_from(
-    ["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "Pipeline", "", *TRICKY]
+    [
+        "deck",
+        "Deck",
+        "DECK",
+        "api",
+        "pipeline",
+        "orchestration",
+        "Pipeline",
+        "",
+        *TRICKY,
+        *JAVA_TRAPS,
+    ]
 )
 PATTERNS = st.sampled_from(
     [
@@ -73,6 +87,15 @@ PATTERNS = st.sampled_from(
         "s",
         "i\u0307a*",
         "[^x]*",
+        r"\w+",
+        r"\p{Alpha}+",
+        "[a-z&&[^aeiou]]+",
+        "prod-(?i)APP|de(?iu)CK",
+        "\u03b1:\u03c3",
+        "\u03b1\u03c2",
+        "a.b",
+        "a$",
+        r"\p{IsGreek}.",
     ]
 )
 CAP = 4096
