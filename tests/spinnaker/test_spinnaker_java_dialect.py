@@ -132,3 +132,21 @@ def test_equals_ignore_case_agrees_with_java(jdk: Oracle) -> None:
     java = jdk.equals_ignore_case(pairs_)
     wrong = [p for p, j in zip(pairs_, java, strict=True) if equals_ignore_case(*p) != j]
     assert not wrong, wrong[:10]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(" * 5000 + "a" + ")" * 5000,
+        "[" * 5000 + "a" + "]" * 5000,
+        "(?<=a{0,1000000})b",
+    ],
+)
+def test_pathological_patterns_are_refused_not_crashed_on(pattern: str) -> None:
+    with pytest.raises(JavaPatternError):
+        compile_java(pattern)
+
+
+def test_big_but_reasonable_patterns_compile() -> None:
+    assert compile_java("x" * 20_000).fullmatch("x" * 20_000)
+    assert compile_java("a{2147483647}").fullmatch("a") is None

@@ -27,7 +27,10 @@ def translate(pattern: str) -> str:
         JavaPatternError: Java refuses ``pattern`` or Python cannot express it.
     """
     root, _groups = parse(pattern)
-    return emit(root)
+    try:
+        return emit(root)
+    except RecursionError:
+        raise JavaPatternError(f"groups nest too deeply: {pattern!r:.200}") from None
 
 
 def compile_java(pattern: str) -> re.Pattern[str]:

@@ -418,7 +418,11 @@ def parse(pattern: str) -> tuple[Node, int]:
             express it (the message says which).
     """
     parser = _Parser(pattern)
-    root = parser.expr()
+    try:
+        root = parser.expr()
+    except RecursionError:
+        # Java's recursive parser overflows its stack too, only deeper.
+        raise JavaPatternError(f"groups or classes nest too deeply: {pattern!r:.200}") from None
     if parser.length != parser.cursor:
         if parser.peek() == 0x29:
             raise parser.error("Unmatched closing ')'")
