@@ -150,3 +150,43 @@ def test_pathological_patterns_are_refused_not_crashed_on(pattern: str) -> None:
 def test_big_but_reasonable_patterns_compile() -> None:
     assert compile_java("x" * 20_000).fullmatch("x" * 20_000)
     assert compile_java("a{2147483647}").fullmatch("a") is None
+
+
+def _property_patterns() -> list[str]:
+    from selectors_lib._javaregex import _tables
+
+    patterns = []
+    for name in _tables.PROP:
+        patterns += [f"\\p{{{name}}}", f"(?i)\\p{{{name}}}"]
+    for name in _tables.UPROP:
+        patterns += [f"\\p{{Is{name.lower()}}}", f"(?i)\\P{{Is{name}}}"]
+    for name in _tables.POSIX:
+        patterns += [f"(?U)\\p{{{name.capitalize()}}}", f"(?iU)\\p{{{name}}}"]
+    patterns += [f"\\p{{Is{name}}}" for name in _tables.SCRIPT]
+    patterns += [f"\\p{{sc={alias.lower()}}}" for alias in _tables.SCRIPTALIAS]
+    patterns += [f"\\p{{In{alias}}}" for alias in _tables.BLOCKALIAS]
+    return patterns
+
+
+def test_unicode_tables_agree_with_the_jdk(jdk: Oracle) -> None:
+    # Every property, script and block name the tables know, on code points at
+    # the edges of its ranges and a few others: the generated tables and the
+    # name lookups are Java's.
+    rng = random.Random(15)
+    requests: list[tuple[str, str]] = []
+    for pattern in _property_patterns():
+        compiled = compile_java(pattern)
+        points = {rng.randrange(0x110000) for _ in range(4)}
+        # The edges of a few ranges of the set, both sides.
+        text = compiled.pattern
+        for char in text[1:40]:
+            points.update((ord(char) - 1, ord(char), ord(char) + 1))
+        requests += [(pattern, chr(p)) for p in sorted(points) if 0 <= p < 0x110000]
+    answers = jdk.matches(requests)
+    wrong = [
+        (p, hex(ord(v)), a)
+        for (p, v), a in zip(requests, answers, strict=True)
+        if a != ("1" if compile_java(p).fullmatch(v) else "0")
+    ]
+    assert len(requests) > 20_000
+    assert not wrong, wrong[:20]
