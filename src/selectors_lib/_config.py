@@ -19,7 +19,8 @@ from ._bulk import gc_paused
 from ._criteria import FIELDS
 from ._errors import ConfigError
 from ._fingerprint import install_canonical_form
-from ._match import CASE_MODES, FieldMatch, Match, getter
+from ._javaregex import compile_java, translate
+from ._match import CASE_MODES, SYNTAXES, FieldMatch, Match, getter
 from ._pool import MISSING_KEY_POLICIES, Endpoint, Pool
 from ._regex import ENGINES, Pattern, backtracking_risk, compile_pattern
 from ._router import Router, RouterConfig, Rule, Settings, install_loader
@@ -117,7 +118,7 @@ def read_source(path: str | os.PathLike[str]) -> object:
 _TOP_KEYS = ("version", "settings", "endpoints", "routes", "health", "gateway")
 _ROUTE_KEYS = ("name", "description", "priority", "default", "match", "target")
 _MATCH_KEYS = (*FIELDS, "attributes")
-_FIELD_KEYS = ("equals", "regex", "present", "case")
+_FIELD_KEYS = ("equals", "regex", "present", "case", "syntax")
 #: Rings with more points than this are reported at load (build cost).
 _LARGE_RING = 1 << 17
 _TARGET_KEYS = ("endpoints", "algorithm", "hash_on", "missing_key", "panic_threshold", "options")
@@ -401,9 +402,13 @@ def _field(check: Checker, spec: object, path: str, settings: Settings) -> Field
         check.error(path, f"give exactly one of equals, regex or present (got {which})")
         return None
     case = check.one_of(data.get("case", "sensitive"), f"{path}.case", CASE_MODES)
-    if case is None:
+    syntax = check.one_of(data.get("syntax", "re"), f"{path}.syntax", SYNTAXES)
+    if case is None or syntax is None:
         return None
     kind = kinds[0]
+    if "syntax" in data and kind != "regex":
+        check.error(f"{path}.syntax", f"syntax applies to regex only, not {kind}")
+        return None
     if kind == "present":
         present = check.boolean(data["present"], f"{path}.present")
         return None if present is None else FieldMatch(present=present, case=case)
@@ -429,9 +434,12 @@ def _field(check: Checker, spec: object, path: str, settings: Settings) -> Field
             else f"{path}.regex[{i}]"
         )
         try:
-            compiled.append(
-                _compile(check, where, pattern, settings.regex_engine, case == "ignore")
-            )
+            if syntax == "java":
+                compiled.append(_compile_java(check, where, pattern, case == "ignore"))
+            else:
+                compiled.append(
+                    _compile(check, where, pattern, settings.regex_engine, case == "ignore")
+                )
         except ValueError as exc:
             check.error(where, f"invalid regular expression: {exc}")
             good = False
@@ -442,8 +450,31 @@ def _field(check: Checker, spec: object, path: str, settings: Settings) -> Field
     if not good:
         return None
     return FieldMatch(
-        regex=values, case=case, compiled=tuple(compiled), max_length=settings.max_value_length
+        regex=values,
+        case=case,
+        compiled=tuple(compiled),
+        max_length=settings.max_value_length,
+        syntax=syntax,
     )
+
+
+def _compile_java(check: Checker, where: str, pattern: str, ignore_case: bool) -> Pattern:
+    """Compile a ``java.util.regex`` pattern (always to Python ``re``, whatever the engine).
+
+    Raises:
+        ValueError: Java would refuse the pattern, or Python cannot express it.
+    """
+    # CASE_INSENSITIVE | UNICODE_CASE for the whole pattern, as Java's flags
+    # argument would set them: the pattern's own (?-i) still turns them off.
+    source = "(?iu)" + pattern if ignore_case else pattern
+    compiled = compile_java(source)
+    risk = backtracking_risk(translate(source))
+    if risk is not None:
+        check.warn(
+            where,
+            f"pattern {pattern!r:.80} {risk} and may backtrack catastrophically; simplify it",
+        )
+    return compiled
 
 
 def _compile(check: Checker, where: str, pattern: str, engine: str, ignore_case: bool) -> Pattern:
@@ -659,6 +690,8 @@ def config_to_dict(config: RouterConfig) -> dict[str, Any]:
         else:
             out = {"equals": list(m.equals)}
         out["case"] = m.case
+        if m.syntax != "re":
+            out["syntax"] = m.syntax
         return out
 
     def match(m: Match) -> dict[str, Any]:

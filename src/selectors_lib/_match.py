@@ -9,7 +9,13 @@ some values, ``regex``: any of some patterns matches the *whole* value, or
   patterns alone (Spinnaker's application and account selectors: a pattern with
   capitals then never matches unless it carries ``(?i)``).
 - ``ignore``: compare without regard to case on both sides (Spinnaker's
-  ``equalsIgnoreCase`` for origins; patterns compile case-insensitively).
+  ``equalsIgnoreCase`` for origins, with the JDK's simple case mappings, see
+  :func:`equals_ignore_case`; patterns compile case-insensitively).
+
+A ``regex`` matcher reads its patterns in one of two dialects (``syntax``):
+``re`` (Python's, the default) or ``java`` (``java.util.regex``, as Spinnaker
+reads them; compiled by ``_javaregex``). With ``java``, ``lower`` is Java's
+``String.toLowerCase(Locale.ROOT)`` (its own final-sigma rule and Unicode data).
 
 An absent value (``None``) never matches ``equals`` or ``regex``.
 """
@@ -23,62 +29,35 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from ._criteria import FIELDS, Criteria
+from ._javaregex import equals_ignore_case, to_lower_root
+from ._javaregex._charset import java_lower, java_upper
 from ._regex import Pattern
 
 __all__ = [
     "CASE_MODES",
+    "SYNTAXES",
     "FieldMatch",
     "Match",
     "equals_ignore_case",
     "equals_key",
     "fold_case",
     "getter",
+    "lowering",
 ]
 
 CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
+#: Pattern dialects of a ``regex`` matcher: Python's ``re`` or ``java.util.regex``.
+SYNTAXES: tuple[str, ...] = ("re", "java")
 
 
-def _simple_upper(c: str) -> str:
-    # Java's Character.toUpperCase maps one char to one char. Python's upper()
-    # uses the full mappings ("ß" -> "SS"); where that gives several chars, the
-    # titlecase form is the simple mapping when it is one char ("ᾳ" -> "ᾼ"),
-    # else the char maps to itself.
-    upper = c.upper()
-    if len(upper) == 1:
-        return upper
-    title = c.title()
-    return title if len(title) == 1 else c
-
-
-def _simple_lower(c: str) -> str:
-    # Only "İ" (U+0130) lowercases to several chars ("i" + combining dot);
-    # its simple mapping is the first of them.
-    return c.lower()[0]
-
-
-def equals_ignore_case(a: str, b: str) -> bool:
-    """Compare two strings as Java's ``String.equalsIgnoreCase`` does.
-
-    Character by character: equal when the characters are equal, or their
-    simple uppercase forms are, or the simple lowercase forms of those are.
-    Unlike ``casefold`` it never expands one character into two (``"ß"`` does
-    not equal ``"ss"``), and ``"İ"`` equals ``"i"`` as in Java.
-    """
-    if len(a) != len(b):
-        return False
-    if a == b:
-        return True
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            continue
-        ux, uy = _simple_upper(x), _simple_upper(y)
-        if ux != uy and _simple_lower(ux) != _simple_lower(uy):
-            return False
-    return True
+def lowering(syntax: str) -> Callable[[str], str]:
+    """The ``lower`` rule of a dialect: ``str.lower``, or Java's ``toLowerCase(Locale.ROOT)``."""
+    return to_lower_root if syntax == "java" else str.lower
 
 
 def _fold_char(c: str) -> str:
-    return _simple_lower(_simple_upper(c))
+    # The JDK's simple mappings, as equals_ignore_case compares with.
+    return chr(java_lower(java_upper(ord(c))))
 
 
 class _FoldTable(dict[int, str]):
@@ -189,6 +168,7 @@ class FieldMatch:
         case: ``sensitive``, ``lower`` or ``ignore`` (see module docs).
         compiled: The compiled ``regex`` patterns, same order.
         max_length: Values longer than this never reach a pattern.
+        syntax: The dialect of ``regex`` (``re`` or ``java``).
     """
 
     equals: tuple[str, ...] = ()
@@ -197,6 +177,7 @@ class FieldMatch:
     case: str = "sensitive"
     compiled: tuple[Pattern, ...] = attrs.field(default=(), eq=False, repr=False)
     max_length: int = attrs.field(default=4096, eq=False, repr=False)
+    syntax: str = "re"
     test: Callable[[str | None], bool] = attrs.field(init=False, eq=False, repr=False)
     """Return whether a value satisfies this matcher (a function specialised at build)."""
 
@@ -212,17 +193,20 @@ class FieldMatch:
         lower = self.case == "lower"
         if self.compiled:
             cap = self.max_length
+            to_lower = lowering(self.syntax)
             if len(self.compiled) == 1:
                 full = self.compiled[0].fullmatch
                 if lower:
-                    return lambda v: v is not None and len(v) <= cap and full(v.lower()) is not None
+                    return lambda v: (
+                        v is not None and len(v) <= cap and full(to_lower(v)) is not None
+                    )
                 return lambda v: v is not None and len(v) <= cap and full(v) is not None
             patterns = tuple(p.fullmatch for p in self.compiled)
 
             def any_pattern(v: str | None) -> bool:
                 if v is None or len(v) > cap:  # checked before lower() copies it
                     return False
-                text = v.lower() if lower else v
+                text = to_lower(v) if lower else v
                 return any(f(text) is not None for f in patterns)
 
             return any_pattern

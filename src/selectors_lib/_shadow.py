@@ -53,6 +53,10 @@ class _Covers:
             return True  # equals: a set lookup or a char-by-char comparison
         if any(len(v) > wide.max_length for v in values):
             return True  # too long to reach a pattern: test() returns False unrun
+        if wide.syntax == "java":
+            # Java patterns compile to Python re under either engine, and their
+            # translation is too rich for cheap_to_run: never run at load.
+            return False
         if self._linear:
             return True
         if any(len(v) > MAX_CHECKED_LENGTH for v in values):
@@ -71,7 +75,7 @@ class _Covers:
         if narrow.present is not None or wide.case != narrow.case:
             return False
         if narrow.regex:
-            return wide.regex == narrow.regex
+            return wide.regex == narrow.regex and wide.syntax == narrow.syntax
         # Unknown (too risky to run) counts as not covered: no false warning.
         return self._may_run(wide, narrow.equals) and all(wide.test(v) for v in narrow.equals)
 

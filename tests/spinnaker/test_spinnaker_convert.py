@@ -53,8 +53,22 @@ TRICKY = [
     "k",
     "K",
 ]
+# Where Java and Python read a value or a pattern differently (see
+# test_spinnaker_java_dialect): converted configs must keep Java's meaning.
+JAVA_TRAPS = ["\u0391:\u03a3", "\u0391\u03a3", "caf\u00e9", "a\u2028b", "a\r", "\u0394x"]
 TEXT = st.sampled_from(
-    ["deck", "Deck", "DECK", "api", "pipeline", "orchestration", "Pipeline", "", *TRICKY]
+    [
+        "deck",
+        "Deck",
+        "DECK",
+        "api",
+        "pipeline",
+        "orchestration",
+        "Pipeline",
+        "",
+        *TRICKY,
+        *JAVA_TRAPS,
+    ]
 )
 PATTERNS = st.sampled_from(
     [
@@ -73,6 +87,15 @@ PATTERNS = st.sampled_from(
         "s",
         "i\u0307a*",
         "[^x]*",
+        r"\w+",
+        r"\p{Alpha}+",
+        "[a-z&&[^aeiou]]+",
+        "prod-(?i)APP|de(?iu)CK",
+        "\u03b1:\u03c3",
+        "\u03b1\u03c2",
+        "a.b",
+        "a$",
+        r"\p{IsGreek}.",
     ]
 )
 CAP = 4096
@@ -368,8 +391,8 @@ def test_mapping_of_each_selector_kind() -> None:
     )
     matches = [(r.get("priority"), r.get("match")) for r in native["routes"]]
     assert matches == [
-        (-2, {"application": {"regex": "Big.*", "case": "lower"}}),
-        (1, {"account": {"regex": "prod", "case": "lower"}}),
+        (-2, {"application": {"regex": "Big.*", "case": "lower", "syntax": "java"}}),
+        (1, {"account": {"regex": "prod", "case": "lower", "syntax": "java"}}),
         # Spinnaker reads the map's values in the map's order.
         (1, {"execution_type": {"equals": ["b", "a"]}}),
         (
@@ -379,7 +402,7 @@ def test_mapping_of_each_selector_kind() -> None:
                 "execution_type": {"equals": ["pipeline", "orchestration"]},
             },
         ),
-        (1, {"authenticated_user": {"regex": ["u.*"]}}),
+        (1, {"authenticated_user": {"regex": ["u.*"], "syntax": "java"}}),
         (1, {"location": {"equals": ["l"]}}),
         (1, {"cloud_provider": {"equals": ["c"]}}),
         (1, {"origin": {"equals": "api"}}),

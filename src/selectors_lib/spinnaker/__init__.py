@@ -17,10 +17,13 @@ Example::
 
 from __future__ import annotations
 
+from selectors_lib._javaregex import JavaPatternError, compile_java, to_lower_root
+
 from ._convert import convert_base_urls, convert_gate, convert_orca, convert_service
 from ._parameters import (
     Parameter,
     ParameterEntry,
+    ParameterSelectionError,
     ParameterService,
     SelectedService,
     parameter_service,
@@ -38,14 +41,17 @@ from ._shapes import (
 __all__ = [
     "SELECTOR_CLASSES",
     "GateService",
+    "JavaPatternError",
     "Parameter",
     "ParameterEntry",
+    "ParameterSelectionError",
     "ParameterService",
     "SelectableService",
     "SelectedService",
     "Selector",
     "SelectorTrace",
     "SpinnakerDecision",
+    "compile_java",
     "convert_base_urls",
     "convert_gate",
     "convert_orca",
@@ -57,4 +63,5 @@ __all__ = [
     "parameter_service",
     "resolve_selector_class",
     "selectable_service",
+    "to_lower_root",
 ]

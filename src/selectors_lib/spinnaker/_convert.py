@@ -43,9 +43,9 @@ def _field_spec(selector: Selector) -> dict[str, Any]:
     """The native ``match`` of one selector."""
     name = selector.selector_class
     if name == "ByApplicationServiceSelector":
-        return {"application": {"regex": selector.patterns[0], "case": "lower"}}
+        return {"application": {"regex": selector.patterns[0], "case": "lower", "syntax": "java"}}
     if name == "ByAccountServiceSelector":
-        return {"account": {"regex": selector.patterns[0], "case": "lower"}}
+        return {"account": {"regex": selector.patterns[0], "case": "lower", "syntax": "java"}}
     if name == "ByExecutionTypeServiceSelector":
         return {"execution_type": {"equals": list(selector.values)}}
     if name == "ByOriginServiceSelector":
@@ -54,7 +54,7 @@ def _field_spec(selector: Selector) -> dict[str, Any]:
             "execution_type": {"equals": list(selector.values)},
         }
     if name == "ByAuthenticatedUserServiceSelector":
-        return {"authenticated_user": {"regex": list(selector.patterns)}}
+        return {"authenticated_user": {"regex": list(selector.patterns), "syntax": "java"}}
     if name == "ByLocationServiceSelector":
         return {"location": {"equals": list(selector.values)}}
     if name == "ByCloudProviderServiceSelector":
@@ -186,7 +186,12 @@ def convert_service(
         elif default is not None and outranks(default, s):
             drop(s, f"can never win: the default selector {default.location} is tried first")
         elif not s.can_match:
-            drop(s, f"{s.selector_class} without 'origin' never matches")
+            reason = (
+                "without 'origin'"
+                if s.origin is None and s.field == "origin"
+                else "without a string value"
+            )
+            drop(s, f"{s.selector_class} {reason} never matches")
         elif fields is not None and s.field is not None and s.field not in fields:
             drop(s, f"{s.selector_class} reads {s.field}, which is never set here")
         else:

@@ -6,10 +6,14 @@ The first entry whose configured parameters are all satisfied wins. A configured
 parameter is satisfied by an input parameter of the same name (case-sensitive)
 where some configured value matches some input value: ``regex:<re>`` is a full
 match of the text after the first colon, anything else plain equality. Extra
-input parameters are ignored; an entry without parameters matches any non-empty
-input. Empty input, or no match, selects the default URL with the default
-config. A match returns the entry's config with every default key it lacks, or
-maps to ``None``, filled in (Java's ``putIfAbsent``).
+input parameters are ignored; an entry with ``parameters: []`` matches any
+non-empty input (Java's ``containsAll`` of an empty list), and an entry without
+a ``parameters`` key makes Java throw when the selection reaches it, which
+:meth:`ParameterService.select` reproduces with :class:`ParameterSelectionError`.
+Empty input, or no match, selects the default URL with the default config. A
+match returns the entry's config with every default key it lacks, or maps to
+``None``, filled in (Java's ``putIfAbsent``); with no entry config and an empty
+default config, Java's config is null (``None``).
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from typing import Any
 
 import attrs
 
-from selectors_lib._errors import ConfigError, ConfigIssue
-from selectors_lib._regex import Pattern, compile_pattern
+from selectors_lib._errors import ConfigError, ConfigIssue, SelectorsError
+from selectors_lib._javaregex import compile_java
+from selectors_lib._regex import Pattern
 
 from ._selectors import MAX_VALUE_LENGTH, check_pattern
-from ._spring import Issues, as_int, as_list, as_strings, check_url, describe
+from ._spring import Issues, as_int, as_list, as_values, check_url, describe
 
 __all__ = [
     "REGEX_PREFIX",
     "Parameter",
     "ParameterEntry",
+    "ParameterSelectionError",
     "ParameterService",
     "SelectedService",
     "parameter_service",
@@ -38,6 +44,14 @@ __all__ = [
 
 REGEX_PREFIX = "regex:"
 _EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+
+class ParameterSelectionError(SelectorsError, RuntimeError):
+    """The selection reached an entry Java cannot evaluate (no ``parameters`` key).
+
+    Kork's ``containsAll`` on the entry's null parameter list throws a
+    ``NullPointerException`` there, failing the request; so does this.
+    """
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -63,7 +77,7 @@ class Parameter:
         tests: list[str | Pattern] = []
         for value in self.values:
             if value.startswith(REGEX_PREFIX):
-                tests.append(compile_pattern(value[value.index(":") + 1 :]))
+                tests.append(compile_java(value[value.index(":") + 1 :]))
             else:
                 tests.append(value)
         object.__setattr__(self, "_tests", tuple(tests))
@@ -92,18 +106,29 @@ class ParameterEntry:
         index: Its position in the configured list.
         base_url: Its ``baseUrl``.
         priority: Lower wins.
-        config: The entry's config laid over the default config.
+        config: The entry's config laid over the default config (None: Java's null).
         parameters: All must be satisfied.
+        unset: The entry has no ``parameters`` key: reaching it throws, as in Java.
     """
 
     index: int
     base_url: str
     priority: int
-    config: Mapping[str, Any] = attrs.field(eq=False, hash=False)
+    config: Mapping[str, Any] | None = attrs.field(eq=False, hash=False)
     parameters: tuple[Parameter, ...] = ()
+    unset: bool = False
 
     def matches(self, inputs: Mapping[str, Sequence[object]]) -> bool:
-        """Whether every configured parameter is satisfied by ``inputs``."""
+        """Whether every configured parameter is satisfied by ``inputs``.
+
+        Raises:
+            ParameterSelectionError: The entry has no ``parameters`` key.
+        """
+        if self.unset:
+            raise ParameterSelectionError(
+                f"entry {self.index} ({self.base_url}) has no 'parameters': Java's "
+                "selector throws a NullPointerException when it reaches this entry"
+            )
         for parameter in self.parameters:
             values = inputs.get(parameter.name)
             if values is None or not parameter.satisfied_by(values):
@@ -117,14 +142,15 @@ class SelectedService:
 
     Args:
         url: The chosen base URL.
-        config: The default config, overlaid by the chosen entry's config (read-only).
+        config: The default config, overlaid by the chosen entry's config
+            (read-only; None where Java's is null).
         parameters: The chosen entry's configured parameters (empty for the default).
         default: True when the default service was chosen.
         index: The chosen entry's position in the configured list (None for the default).
     """
 
     url: str
-    config: Mapping[str, Any] = attrs.field(eq=False, hash=False)
+    config: Mapping[str, Any] | None = attrs.field(eq=False, hash=False)
     parameters: tuple[Parameter, ...] = ()
     default: bool = False
     index: int | None = None
@@ -173,6 +199,10 @@ class ParameterService:
         Returns:
             The :class:`SelectedService`; the default when ``params`` is empty
             or no entry matches.
+
+        Raises:
+            ParameterSelectionError: The search reached an entry without
+                ``parameters`` (Java throws there too).
         """
         inputs = _inputs(params)
         if inputs:
@@ -206,9 +236,13 @@ def _parameter(
         good = False
     values: tuple[str, ...] | None = None
     if raw.get("values") is None:
-        issues.append(ConfigIssue(f"{path}.values", f"{where}missing required key 'values'"))
+        # Java's null list is never satisfied: the entry can never match.
+        warnings.append(
+            ConfigIssue(f"{path}.values", f"{where}no 'values': this parameter never matches")
+        )
+        values = ()
     else:
-        values = as_strings(raw["values"], f"{path}.values", where, issues)
+        values = as_values(raw["values"], f"{path}.values", where, issues, warnings)
     if values is not None:
         for i, value in enumerate(values):
             if not value.startswith(REGEX_PREFIX):
@@ -250,7 +284,8 @@ def _entry(
     if raw.get("priority") is not None:
         priority = as_int(raw["priority"], f"{path}.priority", where, issues) or 0
     config: Mapping[Any, Any] = {}
-    if raw.get("config") is not None:
+    has_config = raw.get("config") is not None
+    if has_config:
         if isinstance(raw["config"], Mapping):
             config = raw["config"]
         else:
@@ -260,7 +295,17 @@ def _entry(
                 )
             )
     parameters: list[Parameter] = []
-    if raw.get("parameters") is not None:
+    unset = raw.get("parameters") is None
+    if unset:
+        warnings.append(
+            ConfigIssue(
+                f"{path}.parameters",
+                f"{where}no 'parameters': Java throws when a selection reaches this entry "
+                "(write parameters: [] to match every non-empty input)",
+            )
+        )
+    elif not (isinstance(raw["parameters"], list | tuple | Mapping) and not raw["parameters"]):
+        # An empty list is Java's containsAll of nothing: every non-empty input.
         items = as_list(raw["parameters"], f"{path}.parameters", where, issues)
         for i, item in enumerate(items or ()):
             parameter = _parameter(item, f"{path}.parameters[{i}]", where, issues, warnings)
@@ -275,7 +320,8 @@ def _entry(
     for key, value in default_config.items():
         if merged.get(key) is None:
             merged[key] = value
-    return ParameterEntry(index, url, priority, _frozen_mapping(merged), tuple(parameters))
+    frozen = None if not has_config and not default_config else _frozen_mapping(merged)
+    return ParameterEntry(index, url, priority, frozen, tuple(parameters), unset)
 
 
 def parameter_service(

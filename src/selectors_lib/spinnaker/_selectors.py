@@ -10,25 +10,17 @@ membership. One deliberate guard: like the native router, a value longer than
 
 from __future__ import annotations
 
-import importlib
-import re
-import warnings
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
 from selectors_lib._criteria import Criteria
 from selectors_lib._errors import ConfigIssue
-from selectors_lib._match import equals_ignore_case
-from selectors_lib._regex import Pattern, compile_pattern, nested_quantifier
+from selectors_lib._javaregex import compile_java, equals_ignore_case, to_lower_root, translate
+from selectors_lib._regex import Pattern, nested_quantifier
 from selectors_lib._validate import key_text, show
 
-from ._spring import Issues, as_strings, describe, key_issue, nearest
-
-# The standard library's own parser (private, stable since 3.11): re.compile
-# caches patterns, the parser does not.
-_sre_parse: Any = importlib.import_module("re._parser")
+from ._spring import Issues, as_strings, as_values, describe, key_issue, nearest
 
 __all__ = [
     "DEFAULT_SELECTOR",
@@ -40,7 +32,6 @@ __all__ = [
     "SELECTOR_CLASSES",
     "Selector",
     "check_pattern",
-    "java_only_syntax",
     "parse_selector",
     "resolve_selector_class",
 ]
@@ -78,6 +69,14 @@ _REQUIRED: Mapping[str, tuple[str, str]] = {
     "ByLocationServiceSelector": ("locations", "values"),
     "ByCloudProviderServiceSelector": ("cloudProviders", "values"),
 }
+_VALUE_SELECTORS = frozenset(
+    {
+        "ByExecutionTypeServiceSelector",
+        "ByLocationServiceSelector",
+        "ByCloudProviderServiceSelector",
+        "ByOriginServiceSelector",
+    }
+)
 #: ByOriginServiceSelector's execution types when ``executionTypes`` is not set.
 ORIGIN_EXECUTION_TYPES: tuple[str, ...] = ("pipeline", "orchestration")
 _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
@@ -111,67 +110,8 @@ def resolve_selector_class(name: str) -> str | None:
 
 
 def _compile(pattern: str) -> Pattern:
-    return compile_pattern(pattern)
-
-
-def _escapes(pattern: str) -> list[tuple[int, str]]:
-    """The escaped characters of ``pattern`` with their positions (``\\v`` -> ``(0, "v")``)."""
-    found: list[tuple[int, str]] = []
-    i = 0
-    while i < len(pattern) - 1:
-        if pattern[i] == "\\":
-            found.append((i, pattern[i + 1]))
-            i += 2
-        else:
-            i += 1
-    return found
-
-
-def java_only_syntax(pattern: str) -> str | None:
-    """Say why ``pattern`` means something else in Python than in Java, if it does.
-
-    Caught here, because Python would accept them with another meaning or reject
-    them with an unhelpful message:
-
-    - ``\\v``: Java's vertical white-space class (``[\\n\\x0b\\f\\r\\x85\\u2028\\u2029]``),
-      Python's single vertical tab;
-    - inline flags in mid-pattern (``prod-(?i)app``): Java applies them from
-      there to the end of the group, Python refuses them;
-    - Java's nested classes and class intersections (``[[a-z]]``,
-      ``[a-z&&[^aeiou]]``) compile in Python as different, literal sets;
-      Python's parser flags them with a FutureWarning, which is turned into an
-      answer here. The parser is called directly because ``re.compile`` caches
-      patterns and would warn only once per process.
-
-    Returns:
-        The reason, or ``None`` when the pattern reads the same (or is invalid
-        for another reason, which compiling it reports).
-    """
-    for position, char in _escapes(pattern):
-        if char == "v":
-            return (
-                f"\\v at position {position} is Java's vertical white-space class but a "
-                "vertical tab in Python; write [\\n\\x0b\\f\\r\\x85\\u2028\\u2029] "
-                "(or \\x0b for the tab alone)"
-            )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        try:
-            _sre_parse.parse(pattern)
-        except FutureWarning as exc:
-            return f"{exc} (Java set syntax that Python reads differently; escape the bracket)"
-        except re.error as exc:
-            if "global flags not at the start" in str(exc):
-                return (
-                    f"inline flags in mid-pattern ({exc}): Java applies them from there to "
-                    "the end of the enclosing group, Python only at the very start; scope "
-                    "them instead, e.g. prod-(?i:app) for prod-(?i)app, or move them to "
-                    "the start when they cover the whole pattern"
-                )
-            return None  # other invalid patterns are reported by compile_pattern
-        except Exception:  # e.g. RecursionError: reported by compile_pattern too
-            return None
-    return None
+    # Java's dialect, exactly (a JavaPatternError is a ValueError).
+    return compile_java(pattern)
 
 
 @attrs.frozen
@@ -221,7 +161,13 @@ class Selector:
 
     @property
     def can_match(self) -> bool:
-        """False for a selector no request can satisfy (an origin selector without origin)."""
+        """False for a selector no request can satisfy.
+
+        An origin selector without origin, or a list selector none of whose
+        items is a string (Java loads ``locations: [true]``; it never matches).
+        """
+        if not self.values and self.selector_class in _VALUE_SELECTORS:
+            return False
         return self.origin is not None or self.selector_class not in (
             "ByOriginServiceSelector",
             _USER_ORIGIN,
@@ -267,7 +213,7 @@ class Selector:
             return False
         # Java: value.toLowerCase() then Pattern.matches(pattern, value); the
         # pattern itself is not lowercased.
-        return self._compiled[0].fullmatch(value.lower()) is not None
+        return self._compiled[0].fullmatch(to_lower_root(value)) is not None
 
     def describe(self) -> str:
         """A short human description, e.g. ``ByApplication 'big.*' (value lowercased)``."""
@@ -389,17 +335,19 @@ def parse_selector(
             _check_patterns(
                 patterns, key_path, where, single=True, issues=issues, warnings=warnings
             )
-        else:
+        elif kind == "patterns":
             items = as_strings(raw, key_path, where, issues, free_form=True)
             if items is None:
                 return None
-            if kind == "patterns":
-                patterns = items
-                _check_patterns(
-                    patterns, key_path, where, single=False, issues=issues, warnings=warnings
-                )
-            else:
-                values = items
+            patterns = items
+            _check_patterns(
+                patterns, key_path, where, single=False, issues=issues, warnings=warnings
+            )
+        else:
+            found = as_values(raw, key_path, where, issues, warnings, free_form=True)
+            if found is None:
+                return None
+            values = found
     elif name in ("ByOriginServiceSelector", _USER_ORIGIN):
         raw_origin = config.get("origin")
         if raw_origin is None:
@@ -418,16 +366,17 @@ def parse_selector(
         if name == "ByOriginServiceSelector":
             values = ORIGIN_EXECUTION_TYPES
             if config.get("executionTypes") is not None:
-                items = as_strings(
+                found = as_values(
                     config["executionTypes"],
                     f"{path}.executionTypes",
                     where,
                     issues,
+                    warnings,
                     free_form=True,
                 )
-                if items is None:
+                if found is None:
                     return None
-                values = items
+                values = found
     if len(issues) != before:
         return None
     return Selector(index, base_url, priority, name, patterns, values, origin)
@@ -447,7 +396,7 @@ def _check_patterns(
 
 
 def check_pattern(pattern: str, at: str, where: str, issues: Issues, warnings: Issues) -> bool:
-    """Check one Java pattern for ``re``: Java-only syntax, validity, backtracking risk.
+    """Check one Java pattern: Java's validity (as ``Pattern.compile``), backtracking risk.
 
     Args:
         pattern: The pattern text.
@@ -459,16 +408,12 @@ def check_pattern(pattern: str, at: str, where: str, issues: Issues, warnings: I
     Returns:
         False when the pattern is unusable (an issue was added).
     """
-    problem = java_only_syntax(pattern)
-    if problem is None:
-        try:
-            _compile(pattern)
-        except ValueError as exc:
-            problem = str(exc)
-    if problem is not None:
-        issues.append(ConfigIssue(at, f"{where}invalid regular expression: {problem}"))
+    try:
+        _compile(pattern)
+    except ValueError as exc:
+        issues.append(ConfigIssue(at, f"{where}invalid regular expression: {exc}"))
         return False
-    if nested_quantifier(pattern):
+    if nested_quantifier(translate(pattern)):
         warnings.append(
             ConfigIssue(
                 at,

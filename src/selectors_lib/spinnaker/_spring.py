@@ -179,6 +179,36 @@ def as_strings(
     return tuple(items) if good else None
 
 
+def as_values(
+    value: object,
+    path: str,
+    where: str,
+    issues: Issues,
+    warnings: Issues,
+    *,
+    free_form: bool = False,
+) -> tuple[str, ...] | None:
+    """Read a list of values compared with strings: non-strings are kept out, with a warning.
+
+    Java holds such a list as raw objects and compares them with ``equals``: a
+    YAML ``true`` or ``8`` loads and never equals a request's string. The
+    result may therefore be empty (the selector then never matches).
+    """
+    items = as_list(value, path, where, issues, free_form=free_form)
+    if items is None:
+        return None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            warnings.append(
+                ConfigIssue(
+                    f"{path}[{i}]",
+                    f"{where}{describe(item)} {show(item)} never equals a request's string "
+                    "(Java compares it as is); quote it to match its text",
+                )
+            )
+    return tuple(item for item in items if isinstance(item, str))
+
+
 def as_int(value: object, path: str, where: str, issues: Issues) -> int | None:
     """Read an ``int`` property: an integer, or decimal text as Spring converts it."""
     number: int | None = None
