@@ -343,6 +343,14 @@ class HealthMonitor:
             self._applied[endpoint_id] = health
         if changes:
             self.router.set_health(changes)
+        positions = {
+            eid: obs.position
+            for _, result in results
+            for eid, obs in result.observations
+            if obs.position is not None
+        }
+        if positions:
+            self.router.set_positions(positions)
         for name in outcome.churn_started:
             _log.warning(
                 "master churn in %s: every replica is lagging or failing at once; "
