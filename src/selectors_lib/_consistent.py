@@ -182,6 +182,7 @@ def token_pick(
     waitable: Endpoint | None = None
     for endpoint in order:
         if endpoint.id in state.down and not state.panic:
+            stale.append(Stale(endpoint.id, None, None, "down"))
             continue
         position = positions.get(endpoint.id)
         if position is None:

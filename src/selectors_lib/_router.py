@@ -434,7 +434,7 @@ class Router:
         """The latest replica positions the health monitor reported, by endpoint id."""
         return self._positions
 
-    def set_positions(self, positions: Mapping[str, Position]) -> None:
+    def set_positions(self, positions: Mapping[str, Position | None]) -> None:
         """Record replica positions (used by health monitors) as one swap.
 
         Entries for ids not in ``positions`` are kept (they age out by their
@@ -442,11 +442,16 @@ class Router:
         read positions, and those are never cached.
 
         Args:
-            positions: New positions by endpoint id.
+            positions: New positions by endpoint id; None forgets one (a replica
+                that stopped answering may come back empty).
         """
         with self._write_lock:
             merged = dict(self._positions)
-            merged.update(positions)
+            for endpoint_id, position in positions.items():
+                if position is None:
+                    merged.pop(endpoint_id, None)
+                else:
+                    merged[endpoint_id] = position
             self._positions = merged
 
     def token_route(self, criteria: Criteria) -> TokenPick | None:

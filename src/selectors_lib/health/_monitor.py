@@ -343,11 +343,13 @@ class HealthMonitor:
             self._applied[endpoint_id] = health
         if changes:
             self.router.set_health(changes)
+        # A replica that stopped answering may restart empty: forget where it was.
         positions = {
             eid: obs.position
-            for _, result in results
+            for probe, result in results
+            if probe.measures_lag
             for eid, obs in result.observations
-            if obs.position is not None
+            if obs.position is not None or (obs.ok is False and obs.reason == "probe")
         }
         if positions:
             self.router.set_positions(positions)

@@ -88,13 +88,17 @@ def replica_position(replica: _Info, at: float) -> Position | None:
         at: ``time.monotonic()`` when the read started (so the age is never understated).
 
     Returns:
-        Its position, or None when it is not a replica or a field is missing or malformed.
+        Its position, or None when a field is missing or malformed.
     """
     replid = replica.get("master_replid")
-    if replica.get("role") != "slave" or not isinstance(replid, str) or len(replid) != 40:
+    role = replica.get("role")
+    if role not in ("slave", "master") or not isinstance(replid, str) or len(replid) != 40:
         return None
+    # A replica promoted to master (a failover) reports its own, new history:
+    # tokens from the old one then never qualify it.
+    key = "slave_repl_offset" if role == "slave" else "master_repl_offset"
     try:
-        offset = _offset(replica, "slave_repl_offset")
+        offset = _offset(replica, key)
     except _MalformedOffset:
         return None
     return None if offset is None else Position(replid, offset, at)
