@@ -355,8 +355,9 @@ class Router:
         rule, state = snap.by_rank[rank]
         token = criteria.attributes.get(TOKEN_ATTRIBUTE)
         if token is not None and rule.target.consistency is not None:
-            endpoint, tp = self._token_route(snap, rank, criteria, token)
-            failover = tp is None or not tp.qualified
+            endpoint = self._token_route(snap, rank, criteria, token)[0]
+            # Failover: not where the key goes without a token (a fresher replica, or the fallback).
+            failover = endpoint != state.pick(criteria)
         elif state.down and not state.panic:
             pick = state.explain(criteria)
             endpoint, failover = pick.endpoint, pick.first_choice not in (None, pick.endpoint)
