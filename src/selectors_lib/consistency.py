@@ -20,6 +20,7 @@ from typing import Any
 from ._consistent import TOKEN_ATTRIBUTE, ConsistencyPolicy, Position, Stale, Token, TokenPick
 from ._criteria import Criteria
 from ._errors import SelectorsError
+from ._headers import TOKEN_HEADER
 from ._pool import Endpoint
 from ._router import Router
 
@@ -43,8 +44,6 @@ __all__ = [
     "with_token",
 ]
 
-#: The request (and response) header that carries a token.
-TOKEN_HEADER = "x-consistency-token"
 #: The cookie the gateway sets and reads, when enabled.
 TOKEN_COOKIE = "selectors_ct"
 
