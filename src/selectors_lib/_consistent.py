@@ -11,6 +11,7 @@ from another replication id qualifies no replica.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -70,13 +71,20 @@ class Token:
         """
         if not isinstance(text, str) or len(text) > _MAX_TOKEN_CHARS:
             return None
-        found = _TOKEN.fullmatch(text)
-        if found is None:
-            return None
-        offset = int(found.group(2))
-        if offset >= 1 << 64:
-            return None
-        return cls(found.group(1), offset)
+        return _parse(text)
+
+
+# A client sends the same token with several reads: parsing is cached (the
+# length check above bounds each entry, maxsize the whole).
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Token | None:
+    found = _TOKEN.fullmatch(text)
+    if found is None:
+        return None
+    offset = int(found.group(2))
+    if offset >= 1 << 64:
+        return None
+    return Token(found.group(1), offset)
 
 
 @attrs.frozen
@@ -174,6 +182,16 @@ def token_pick(
         positions: The latest replica positions, by endpoint id.
         now: ``time.monotonic()``.
     """
+    # The common case first: the key's own replica has the write (one lookup).
+    own = state.pick(criteria)
+    position = positions.get(own.id)
+    if (
+        position is not None
+        and position.replid == token.replid
+        and position.offset >= token.offset
+        and now - position.at <= policy.max_age
+    ):
+        return TokenPick(own, True, None, (), token, policy)
     pick = state.explain(criteria)
     order = state.failover_order(pick.key)
     if pick.key is None:  # keyless pools: start where the keyless policy points
