@@ -336,10 +336,12 @@ class Router:
         rank = snap.rank(criteria)
         # A token request on a rule with a policy is never cached (nor stored,
         # so it can never hit): its answer depends on positions, not criteria.
-        if snap.policies is not None and a is not _EMPTY and snap.policies[rank] is not None:
-            token = a.get(TOKEN_ATTRIBUTE)
-            if token is not None:
-                return self._token_route(snap, rank, criteria, token)[0]
+        if (
+            snap.policies is not None
+            and snap.policies[rank] is not None
+            and (token := a.get(TOKEN_ATTRIBUTE)) is not None
+        ):
+            return self._token_route(snap, rank, criteria, token)[0]
         endpoint = snap.states[rank].pick(criteria)
         if snap.deterministic[rank]:
             skip = snap.skip

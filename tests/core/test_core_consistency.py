@@ -14,8 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from selectors_lib import ConfigError, Criteria, Router, SelectEvent, config_to_dict, load_router
+from selectors_lib import (
+    ConfigError,
+    Criteria,
+    HeaderMapping,
+    Router,
+    SelectEvent,
+    config_to_dict,
+    load_router,
+)
 from selectors_lib import consistency as ct
+from selectors_lib._headers import cookie_value
 
 REPLID = "a" * 40
 OTHER = "b" * 40
@@ -273,3 +282,40 @@ def test_select_without_wait_policy_needs_no_io() -> None:
     criteria = request("u", ct.Token(REPLID, 100))
     assert ct.select(router, criteria) == router.select(criteria)
     assert ct.select(router, request("u", None)) == router.select(request("u", None))
+
+
+class TestHeaders:
+    def test_token_header_and_cookie(self) -> None:
+        token = f"1.{REPLID}.9"
+        mapping = HeaderMapping()
+        assert mapping.criteria({"X-Consistency-Token": token}).attributes == {
+            ct.TOKEN_ATTRIBUTE: token
+        }
+        assert (
+            ct.TOKEN_ATTRIBUTE
+            not in mapping.criteria({"cookie": f"selectors_ct={token}"}).attributes
+        )
+        cookies = HeaderMapping(token_cookie=ct.TOKEN_COOKIE)
+        got = cookies.criteria([(b"cookie", f"a=1; selectors_ct={token}; b=2".encode())])
+        assert got.attributes[ct.TOKEN_ATTRIBUTE] == token
+        # The header wins over the cookie; no header reading when turned off.
+        both = {"x-consistency-token": "h", "cookie": f"selectors_ct={token}"}
+        assert cookies.criteria(both).attributes[ct.TOKEN_ATTRIBUTE] == "h"
+        off = HeaderMapping(token_header=None)
+        assert ct.TOKEN_ATTRIBUTE not in off.criteria({"x-consistency-token": token}).attributes
+
+    def test_hostile_cookie_is_bounded_and_never_raises(self) -> None:
+        cookies = HeaderMapping(token_cookie=ct.TOKEN_COOKIE, max_value_length=4096)
+        huge = "; ".join(f"c{i}=v" for i in range(200_000)) + "; selectors_ct=x"
+        got = cookies.criteria({"cookie": huge})  # cut to the cap first: the token is past it
+        assert ct.TOKEN_ATTRIBUTE not in got.attributes
+        assert cookie_value("=;;==; selectors_ct", "selectors_ct") is None
+        assert cookie_value('selectors_ct="q"', "selectors_ct") == "q"
+
+    def test_routed_by_header(self) -> None:
+        router = load_router(config())
+        router.set_positions({"r1": at(0), "r2": at(0), "r3": at(0)})
+        criteria = HeaderMapping(attributes=()).criteria(
+            {"x-spinnaker-application": "orca", "x-consistency-token": f"1.{REPLID}.5"}
+        )
+        assert router.select(criteria).id == "primary"
