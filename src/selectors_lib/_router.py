@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -455,7 +456,7 @@ class Router:
                     merged.pop(endpoint_id, None)
                 else:
                     merged[endpoint_id] = position
-            self._positions = merged
+            self._positions = types.MappingProxyType(merged)
 
     def token_route(self, criteria: Criteria) -> TokenPick | None:
         """The token-aware pick for ``criteria``, or None when it is not a token request.

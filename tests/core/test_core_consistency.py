@@ -319,3 +319,37 @@ class TestHeaders:
             {"x-spinnaker-application": "orca", "x-consistency-token": f"1.{REPLID}.5"}
         )
         assert router.select(criteria).id == "primary"
+
+
+class TestReplicaPosition:
+    def test_from_info(self) -> None:
+        from selectors_lib.health._redis import replica_position
+
+        replica = {"role": "slave", "master_replid": REPLID, "slave_repl_offset": "42"}
+        assert replica_position(replica, 5.0) == ct.Position(REPLID, 42, 5.0)
+        promoted = {"role": "master", "master_replid": OTHER, "master_repl_offset": "7"}
+        assert replica_position(promoted, 1.0) == ct.Position(OTHER, 7, 1.0)
+
+    @pytest.mark.parametrize(
+        "info",
+        [
+            {"role": "slave", "master_replid": REPLID, "slave_repl_offset": "9" * 5000},
+            {"role": "slave", "master_replid": REPLID, "slave_repl_offset": "²"},
+            {"role": "slave", "master_replid": "short", "slave_repl_offset": "1"},
+            {"role": "slave", "master_replid": REPLID},
+            {"role": "sentinel", "master_replid": REPLID, "slave_repl_offset": "1"},
+            {},
+        ],
+    )
+    def test_unusable_info_gives_none(self, info: dict[str, str]) -> None:
+        from selectors_lib.health._redis import replica_position
+
+        assert replica_position(info, 0.0) is None
+
+    def test_positions_are_read_only(self) -> None:
+        router = load_router(config())
+        router.set_positions({"r1": at(1)})
+        with pytest.raises(TypeError):
+            router.positions["r2"] = at(2)  # type: ignore[index]
+        router.set_positions({"r1": None})
+        assert "r1" not in router.positions
