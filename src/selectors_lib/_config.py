@@ -16,6 +16,7 @@ from typing import Any
 
 from . import hashing
 from ._bulk import gc_paused
+from ._config_consistency import consistency_to_dict, parse_consistency
 from ._criteria import FIELDS
 from ._errors import ConfigError
 from ._fingerprint import install_canonical_form
@@ -121,7 +122,15 @@ _MATCH_KEYS = (*FIELDS, "attributes")
 _FIELD_KEYS = ("equals", "regex", "present", "case", "syntax")
 #: Rings with more points than this are reported at load (build cost).
 _LARGE_RING = 1 << 17
-_TARGET_KEYS = ("endpoints", "algorithm", "hash_on", "missing_key", "panic_threshold", "options")
+_TARGET_KEYS = (
+    "endpoints",
+    "algorithm",
+    "hash_on",
+    "missing_key",
+    "panic_threshold",
+    "options",
+    "consistency",
+)
 _MEMBER_KEYS = ("id", "url", "weight")
 _SETTINGS_KEYS = ("cache_size", "regex_engine", "max_value_length")
 
@@ -573,6 +582,14 @@ def _target(
                     number = check.integer(value, join(f"{path}.options", key), 1, 1 << 32)
                     if number is not None:
                         options[key] = number
+        consistency = None
+        if "consistency" in data:
+            consistency = parse_consistency(
+                check,
+                data["consistency"],
+                f"{path}.consistency",
+                lambda item, where: _member(check, item, where, catalogue, known_urls),
+            )
     if not ok[0] or algorithm is None or missing_key is None:
         return None
     pool = Pool(
@@ -583,6 +600,7 @@ def _target(
         missing_key=missing_key,
         panic_threshold=float(panic),
         options=tuple(sorted(options.items())),
+        consistency=consistency,
     )
     if len(pool.endpoints) > 1:
         if missing_key == "reject" and not hash_on:
@@ -704,7 +722,7 @@ def config_to_dict(config: RouterConfig) -> dict[str, Any]:
         return out
 
     def target(pool: Pool) -> dict[str, Any]:
-        return {
+        out = {
             "endpoints": [
                 {"id": e.id, "weight": w} for e, w in zip(pool.endpoints, pool.weights, strict=True)
             ],
@@ -714,6 +732,9 @@ def config_to_dict(config: RouterConfig) -> dict[str, Any]:
             "panic_threshold": pool.panic_threshold,
             "options": dict(pool.options),
         }
+        if pool.consistency is not None:
+            out["consistency"] = consistency_to_dict(pool.consistency)
+        return out
 
     routes: list[dict[str, Any]] = []
     for rule in config.rules:

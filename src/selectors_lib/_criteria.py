@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TypeVar, overload
 
 import attrs
 
 __all__ = ["FIELDS", "Attributes", "Criteria"]
+
+_T = TypeVar("_T")
 
 #: The named criteria fields, in documentation order.
 FIELDS: tuple[str, ...] = (
@@ -43,6 +46,14 @@ class Attributes(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._data[name]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """The value of ``name``, or ``default`` (one dict lookup: no KeyError raised)."""
+        return self._data.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)

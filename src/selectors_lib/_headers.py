@@ -13,13 +13,16 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from ._consistent import TOKEN_ATTRIBUTE
 from ._criteria import Criteria
 
 __all__ = [
     "DEFAULT_HEADER_FIELDS",
     "DEFAULT_MAX_VALUE_LENGTH",
+    "TOKEN_HEADER",
     "USER_HEADER",
     "HeaderMapping",
+    "cookie_value",
     "derive_gate_origin",
     "header_name",
     "header_text",
@@ -35,6 +38,8 @@ DEFAULT_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
     ("x-spinnaker-cloud-provider", "cloud_provider"),
 )
 USER_HEADER = "x-spinnaker-user"
+#: The header a read-your-writes token travels in (see docs/consistency.md).
+TOKEN_HEADER = "x-consistency-token"
 
 
 def derive_gate_origin(headers: Mapping[str, str]) -> str:
@@ -139,6 +144,11 @@ class HeaderMapping:
             than your router's ``settings.max_value_length``: a value between
             the two would reach patterns when passed directly but not through
             a mapping.
+        token_header: The header a consistency token is read from, into the
+            ``consistency-token`` attribute (None: never read one). Only rules
+            with a ``consistency:`` policy act on it.
+        token_cookie: A cookie to read the token from when the header is absent
+            (the gateway can set it on write routes); None: no cookie.
 
     Raises:
         ValueError: ``max_value_length`` is not an integer >= 1.
@@ -149,6 +159,14 @@ class HeaderMapping:
     trust_user_header: bool = False
     gate_origin: bool = False
     max_value_length: int = attrs.field(default=DEFAULT_MAX_VALUE_LENGTH, validator=_cap)
+    token_header: str | None = TOKEN_HEADER
+    token_cookie: str | None = None
+
+    @property
+    def token_headers(self) -> tuple[str, ...]:
+        """The lowercased header names a token is read from (for callers that pre-filter)."""
+        names = (self.token_header, "cookie" if self.token_cookie else None)
+        return tuple(n.lower() for n in names if n)
 
     def criteria(
         self,
@@ -183,4 +201,25 @@ class HeaderMapping:
         attributes = {
             name.lower(): normal[name.lower()] for name in self.attributes if name.lower() in normal
         }
+        token = normal.get(self.token_header.lower()) if self.token_header else None
+        if token is None and self.token_cookie and "cookie" in normal:
+            token = cookie_value(normal["cookie"], self.token_cookie)
+        if token is not None:
+            attributes[TOKEN_ATTRIBUTE] = token
         return Criteria(**values, attributes=attributes)
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header, or None (never raises).
+
+    Linear in the header's length, which :func:`header_text` has capped already.
+
+    Args:
+        header: The ``Cookie`` header's value.
+        name: The cookie's name (exact, case-sensitive as cookies are).
+    """
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return None

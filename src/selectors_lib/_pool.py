@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -20,6 +21,9 @@ from . import hashing
 from ._criteria import Criteria
 from ._errors import NoEndpointError
 from ._match import getter
+
+if TYPE_CHECKING:
+    from ._consistent import ConsistencyPolicy
 
 __all__ = [
     "MISSING_KEY_POLICIES",
@@ -99,6 +103,8 @@ class Pool:
         panic_threshold: If fewer than this share of replicas is up, route to
             all of them as if healthy (Envoy's panic mode).
         options: Extra keyword options for the hashing algorithm.
+        consistency: Read-your-writes policy for token requests (see
+            docs/consistency.md), if any.
     """
 
     endpoints: tuple[Endpoint, ...]
@@ -108,6 +114,7 @@ class Pool:
     missing_key: str = "first"
     panic_threshold: float = 0.5
     options: tuple[tuple[str, int], ...] = ()
+    consistency: ConsistencyPolicy | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.weights:

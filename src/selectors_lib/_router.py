@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ import attrs
 
 from . import hashing
 from ._bulk import gc_paused
+from ._consistent import TOKEN_ATTRIBUTE, Position, Stale, Token, TokenPick, token_pick
 from ._criteria import _EMPTY, Criteria
 from ._errors import ConfigIssue
 from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
@@ -162,6 +164,10 @@ class Decision:
         first_choice: The replica the key maps to when all are up.
         skipped: ``(endpoint id, reason)`` for each replica passed over.
         panic: True when the pool had too few live replicas and ignored health.
+        consistency: For a token request on a rule with a ``consistency:``
+            policy: ``replica`` (a replica had the write), ``fallback`` (none
+            had: the policy's fallback took it) or ``invalid-token``; else None.
+        stale: The replicas passed over for the token, bytes behind and age.
     """
 
     criteria: Criteria
@@ -175,6 +181,8 @@ class Decision:
     first_choice: Endpoint | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     panic: bool = False
+    consistency: str | None = None
+    stale: tuple[Stale, ...] = ()
 
     @property
     def failover(self) -> bool:
@@ -194,6 +202,8 @@ class Decision:
             "failover": self.failover,
             "skipped": [{"endpoint": e, "reason": r} for e, r in self.skipped],
             "panic": self.panic,
+            "consistency": self.consistency,
+            "stale": [attrs.asdict(s) for s in self.stale],
             "considered": [attrs.asdict(t) for t in self.considered],
             "criteria": _criteria_dict(self.criteria),
         }
@@ -208,6 +218,10 @@ class Decision:
             lines.append(f"   skipped {endpoint_id}: {reason}")
         if self.panic:
             lines.append("   pool in panic: too few live replicas, health ignored")
+        if self.consistency is not None:
+            lines.append(f"   consistency: {self.consistency}")
+        for stale in self.stale:
+            lines.append(f"   too stale {stale.endpoint}: {stale.reason}")
         for trace in self.considered:
             mark = "*" if trace.won else ("+" if trace.matched else "-")
             prio = "default" if trace.priority is None else f"priority {trace.priority}"
@@ -248,6 +262,10 @@ class Router:
     def __init__(self, config: RouterConfig) -> None:
         self.events = EventHub()
         self._write_lock = threading.Lock()
+        # Replica positions for token requests: an immutable mapping swapped
+        # whole (like a snapshot), apart from snapshots so a position update
+        # never empties the decision cache.
+        self._positions: Mapping[str, Position] = {}
         with gc_paused():
             self._tables = build_tables(config)
             self._snapshot = Snapshot(config, self._tables, {}, 0)
@@ -301,7 +319,12 @@ class Router:
             return self._select_observed(snap, criteria)
         cache = snap.cache
         if cache is None:
-            return snap.states[snap.rank(criteria)].pick(criteria)
+            rank = snap.rank(criteria)
+            if snap.policies is not None and snap.policies[rank] is not None:
+                token = criteria.attributes.get(TOKEN_ATTRIBUTE)
+                if token is not None:
+                    return self._token_route(snap, rank, criteria, token)[0]
+            return snap.states[rank].pick(criteria)
         c = criteria
         a = c.attributes
         key = (
@@ -319,6 +342,14 @@ class Router:
         if endpoint is not None:
             return endpoint
         rank = snap.rank(criteria)
+        # A token request on a rule with a policy is never cached (nor stored,
+        # so it can never hit): its answer depends on positions, not criteria.
+        if (
+            snap.policies is not None
+            and snap.policies[rank] is not None
+            and (token := a.get(TOKEN_ATTRIBUTE)) is not None
+        ):
+            return self._token_route(snap, rank, criteria, token)[0]
         endpoint = snap.states[rank].pick(criteria)
         if snap.deterministic[rank]:
             skip = snap.skip
@@ -330,8 +361,14 @@ class Router:
 
     def _select_observed(self, snap: Snapshot, criteria: Criteria) -> Endpoint:
         start = time.perf_counter()
-        rule, state = snap.winner(criteria)
-        if state.down and not state.panic:
+        rank = snap.rank(criteria)
+        rule, state = snap.by_rank[rank]
+        token = criteria.attributes.get(TOKEN_ATTRIBUTE)
+        if token is not None and rule.target.consistency is not None:
+            endpoint = self._token_route(snap, rank, criteria, token)[0]
+            # Failover: not where the key goes without a token (a fresher replica, or the fallback).
+            failover = endpoint != state.pick(criteria)
+        elif state.down and not state.panic:
             pick = state.explain(criteria)
             endpoint, failover = pick.endpoint, pick.first_choice not in (None, pick.endpoint)
         else:
@@ -373,9 +410,21 @@ class Router:
             )
         rule, state = winner
         pick = state.explain(criteria)
+        endpoint, outcome = pick.endpoint, None
+        stale: tuple[Stale, ...] = ()
+        token = criteria.attributes.get(TOKEN_ATTRIBUTE)
+        policy = rule.target.consistency
+        if token is not None and policy is not None:
+            parsed = Token.parse(token)
+            if parsed is None:
+                endpoint, outcome = policy.fallback, "invalid-token"
+            else:
+                tp = token_pick(state, policy, criteria, parsed, self._positions, time.monotonic())
+                endpoint, stale = tp.endpoint, tp.stale
+                outcome = "replica" if tp.qualified else "fallback"
         return Decision(
             criteria=criteria,
-            endpoint=pick.endpoint,
+            endpoint=endpoint,
             rule=rule.name,
             priority=rule.priority,
             default=rule.default,
@@ -385,7 +434,68 @@ class Router:
             first_choice=pick.first_choice,
             skipped=pick.skipped,
             panic=pick.panic,
+            consistency=outcome,
+            stale=stale,
         )
+
+    # -- read-your-writes ----------------------------------------------------------
+
+    @property
+    def positions(self) -> Mapping[str, Position]:
+        """The latest replica positions the health monitor reported, by endpoint id."""
+        return self._positions
+
+    def set_positions(self, positions: Mapping[str, Position | None]) -> None:
+        """Record replica positions (used by health monitors) as one swap.
+
+        Entries for ids not in ``positions`` are kept (they age out by their
+        own timestamps). Never empties the decision cache: only token requests
+        read positions, and those are never cached.
+
+        Args:
+            positions: New positions by endpoint id; None forgets one (a replica
+                that stopped answering may come back empty).
+        """
+        with self._write_lock:
+            merged = dict(self._positions)
+            for endpoint_id, position in positions.items():
+                if position is None:
+                    merged.pop(endpoint_id, None)
+                else:
+                    merged[endpoint_id] = position
+            self._positions = types.MappingProxyType(merged)
+
+    def token_route(self, criteria: Criteria) -> TokenPick | None:
+        """The token-aware pick for ``criteria``, or None when it is not a token request.
+
+        None when the request carries no token, its rule has no ``consistency:``
+        policy, or its token is malformed (then :meth:`select` sends it to the
+        fallback). For :func:`selectors_lib.consistency.select`, which may wait.
+
+        Args:
+            criteria: The request's criteria.
+        """
+        token = criteria.attributes.get(TOKEN_ATTRIBUTE)
+        if token is None:
+            return None
+        snap = self._snapshot
+        rank = snap.rank(criteria)
+        if snap.policies is None or snap.policies[rank] is None:
+            return None
+        return self._token_route(snap, rank, criteria, token)[1]
+
+    def _token_route(
+        self, snap: Snapshot, rank: int, criteria: Criteria, text: str
+    ) -> tuple[Endpoint, TokenPick | None]:
+        policy = snap.by_rank[rank][0].target.consistency
+        assert policy is not None  # callers checked
+        token = Token.parse(text)
+        if token is None:  # cannot tell what the caller wrote: the primary can
+            return policy.fallback, None
+        pick = token_pick(
+            snap.states[rank], policy, criteria, token, self._positions, time.monotonic()
+        )
+        return pick.endpoint, pick
 
     def route(self, criteria: Criteria) -> tuple[Rule, PoolState]:
         """The winning rule and its pool's state in the serving snapshot.

@@ -98,6 +98,7 @@ class Snapshot:
         "generation",
         "health",
         "ordered",
+        "policies",
         "rank",
         "skip",
         "states",
@@ -137,6 +138,10 @@ class Snapshot:
         self.by_rank: tuple[tuple[Rule, PoolState], ...] = (*self.ordered, self.default_state)
         self.states = tuple(st for _, st in self.by_rank)
         self.deterministic = tuple(st.deterministic for st in self.states)
+        # Read-your-writes policies by rank; None when no rule has one, so the
+        # token check on a cache miss is one attribute test.
+        policies = tuple(st.pool.consistency for st in self.states)
+        self.policies = policies if any(p is not None for p in policies) else None
         self.rank: Callable[[Criteria], int] = config.rule_index.winner
         size = config.settings.cache_size
         # A plain dict read with one get(): a hit is one lookup, a miss costs

@@ -69,3 +69,15 @@ def gateway(router: Router) -> object:
     proxy = SelectorsProxy(router, settings=settings, debug_header="X-Route")
     open_now: dict[str, int] = proxy.connections()
     return proxy if open_now is not None else None
+
+
+def read_your_writes(router: Router, redis_client: object, user: str) -> str:
+    from selectors_lib import consistency
+
+    token: consistency.Token = consistency.after_write(redis_client)
+    criteria = consistency.with_token(Criteria(authenticated_user=user), token)
+    decision = router.explain(criteria)
+    behind = [s.behind for s in decision.stale if s.behind is not None]
+    parsed: consistency.Token | None = consistency.Token.parse(str(token))
+    assert parsed is None or parsed.offset >= 0
+    return f"{consistency.select(router, criteria).id} {decision.consistency} {sum(behind)}"

@@ -16,10 +16,12 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import attrs
+
 from selectors_lib._criteria import Criteria
 from selectors_lib._errors import NoEndpointError, SelectorsError
 from selectors_lib._events import SelectEvent
-from selectors_lib._headers import HeaderMapping
+from selectors_lib._headers import TOKEN_HEADER, HeaderMapping
 from selectors_lib._pool import Endpoint
 from selectors_lib._proxy_common import (
     CRITERIA_KEY,
@@ -29,6 +31,7 @@ from selectors_lib._proxy_common import (
     user_name,
 )
 from selectors_lib._router import Decision, Router
+from selectors_lib.consistency import TOKEN_COOKIE, atoken_from_url
 
 from ._attempt import AttemptFailed, exchange
 from ._body import REPLAY_LIMIT, RequestBody
@@ -56,6 +59,8 @@ RECORD_KEY = "selectors_lib"
 
 _log = logging.getLogger("selectors_lib")
 _DEFAULT_SETTINGS = GatewaySettings()
+#: Seconds the proxy waits for the primary's offset after a write route's response.
+_TOKEN_TIMEOUT = 0.5
 _NO_ENDPOINT = "no endpoint for this request: it lacks the routing key this route requires\n"
 _STATUS = {
     Failure.NOT_SENT: (502, "bad gateway: the upstream could not be reached\n"),
@@ -275,6 +280,9 @@ class SelectorsProxy:
         if self._outlier is not None:
             self._outlier.settings = gateway.outlier
             self._outlier.policy(gateway.outlier.consecutive_failures)
+        if gateway.token_cookie and self.mapping.token_cookie is None:
+            self.mapping = attrs.evolve(self.mapping, token_cookie=TOKEN_COOKIE)
+            self._decisions = Decisions(self.router, self.mapping)
 
     def _route_settings(self, rule: str) -> RouteSettings:
         if self.router.config is not self._seen_config:
@@ -289,6 +297,7 @@ class SelectorsProxy:
                     idle_timeout=self.timeout or found.idle_timeout,
                     retries=found.retries,
                     rewrite_location=found.rewrite_location,
+                    write_token=found.write_token,
                 )
             self._routes[rule] = found
         return found
@@ -324,6 +333,8 @@ class SelectorsProxy:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.router
+        if router.config is not self._seen_config:
+            self._refresh()  # before routing: a reload may turn the token cookie on
         authenticated = self.user(scope)
         observed = bool(router.events.observers)
         started = time.perf_counter() if observed else 0.0
@@ -431,10 +442,25 @@ class SelectorsProxy:
                 detector.success(endpoint.id)
         if record["failover"] and self.debug_header is not None:
             extra = [(self.debug_header, debug_value(endpoint, decision).encode("latin-1"))]
+        if settings.write_token is not None:
+            extra = [*extra, *await self._token_headers(settings.write_token)]
         try:
             await self._respond(conn, endpoint, scope, body_state, send, settings, extra)
         finally:
             body_state.unwatch()
+
+    async def _token_headers(self, url: str) -> Headers:
+        """The consistency token after a write route's response: header (and cookie)."""
+        try:
+            token = str(await atoken_from_url(url, _TOKEN_TIMEOUT)).encode("ascii")
+        except Exception as exc:  # no token is safe: reads then go where they would anyway
+            _log.warning("no consistency token from the primary: %s", exc)
+            return []
+        out: Headers = [(TOKEN_HEADER.encode("ascii"), token)]
+        if self._gateway.token_cookie:
+            cookie = f"{TOKEN_COOKIE}=".encode("ascii") + token
+            out.append((b"set-cookie", cookie + b"; Path=/; HttpOnly; SameSite=Lax"))
+        return out
 
     async def _respond(
         self,

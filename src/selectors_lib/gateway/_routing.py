@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+import attrs
+
+from selectors_lib._consistent import TOKEN_ATTRIBUTE
 from selectors_lib._criteria import Criteria
 from selectors_lib._headers import USER_HEADER, HeaderMapping
 from selectors_lib._pool import Endpoint, Pick, PoolState
@@ -44,7 +47,7 @@ class Decisions:
         self.router = router
         self.mapping = mapping
         wanted = {h for h, _ in mapping.fields} | set(mapping.attributes)
-        wanted |= {USER_HEADER, "x-ratelimit-app"}
+        wanted |= {USER_HEADER, "x-ratelimit-app", *mapping.token_headers}
         # Only the headers the mapping reads are decoded for routing.
         self._wanted = frozenset(h.lower().encode("latin-1") for h in wanted)
         self._cache: dict[tuple[Any, ...], tuple[int, Criteria, Rule, PoolState, Pick]] = {}
@@ -74,6 +77,10 @@ class Decisions:
             criteria = self.mapping.criteria(pairs, user=user)
         rule, state = self.router.route(criteria)
         pick = state.explain(criteria)
+        if rule.target.consistency is not None and TOKEN_ATTRIBUTE in criteria.attributes:
+            # Token requests: positions decide, not headers; never cached.
+            endpoint = self.router.select(criteria)
+            return criteria, rule, state, attrs.evolve(pick, endpoint=endpoint)
         if state.deterministic and _small(pairs):
             if hit is None and len(cache) >= _DECISIONS:
                 del cache[next(iter(cache))]
@@ -83,9 +90,16 @@ class Decisions:
     def next_replica(
         self, criteria: Criteria, key: str | None, tried: list[str]
     ) -> Endpoint | None:
-        """The key's next replica not tried yet (health as of now), or None."""
+        """The key's next replica not tried yet (health as of now), or None.
+
+        A token request retries only on its policy's fallback: another replica
+        may not have the caller's write.
+        """
         # Health as of now: a replica ejected since the first try goes last.
-        _, state = self.router.route(criteria)
+        rule, state = self.router.route(criteria)
+        policy = rule.target.consistency
+        if policy is not None and TOKEN_ATTRIBUTE in criteria.attributes:
+            return None if policy.fallback.id in tried else policy.fallback
         for candidate in state.failover_order(key):
             if candidate.id not in tried:
                 return candidate

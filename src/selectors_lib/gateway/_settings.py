@@ -32,8 +32,16 @@ _ROUTE_KEYS = (
     "idle_timeout",
     "retries",
     "rewrite_location",
+    "write_token",
 )
-_TOP_KEYS = (*_ROUTE_KEYS, "max_connections", "keepalive_timeout", "outlier", "routes")
+_TOP_KEYS = (
+    *_ROUTE_KEYS,
+    "max_connections",
+    "keepalive_timeout",
+    "outlier",
+    "routes",
+    "token_cookie",
+)
 _RETRY_KEYS = ("tries", "budget", "min_retries_per_second")
 _OUTLIER_KEYS = (
     "enabled",
@@ -95,6 +103,9 @@ class RouteSettings:
         retries: The retry policy.
         rewrite_location: Rewrite ``Location`` headers that point at the
             upstream to the address the client used.
+        write_token: A write route: the Redis URL of the primary whose
+            replication offset the proxy reads after each response and returns
+            as a consistency token (see docs/consistency.md); None: no token.
     """
 
     connect_timeout: float = 2.0
@@ -102,6 +113,7 @@ class RouteSettings:
     idle_timeout: float = 60.0
     retries: RetrySettings = RetrySettings()
     rewrite_location: bool = False
+    write_token: str | None = None
 
 
 @attrs.frozen
@@ -114,6 +126,8 @@ class GatewaySettings:
         max_connections: Connections per endpoint, busy and idle together.
         keepalive_timeout: Seconds an idle pooled connection is kept.
         outlier: Passive outlier detection.
+        token_cookie: Also set consistency tokens in a cookie on write routes,
+            and read them from it on token-aware routes.
     """
 
     defaults: RouteSettings = RouteSettings()
@@ -121,6 +135,7 @@ class GatewaySettings:
     max_connections: int = 256
     keepalive_timeout: float = 30.0
     outlier: OutlierSettings = OutlierSettings()
+    token_cookie: bool = False
 
     def route(self, rule: str) -> RouteSettings:
         """The settings of rule ``rule`` (its override, else the defaults)."""
@@ -137,6 +152,8 @@ class GatewaySettings:
             keepalive_timeout=self.keepalive_timeout,
             outlier=attrs.asdict(self.outlier),
         )
+        if self.token_cookie:
+            out["token_cookie"] = True
         if self.routes:
             out["routes"] = {name: _route_dict(s) for name, s in self.routes}
         return out
@@ -149,6 +166,7 @@ def _route_dict(settings: RouteSettings) -> dict[str, Any]:
         "idle_timeout": settings.idle_timeout,
         "retries": attrs.asdict(settings.retries),
         "rewrite_location": settings.rewrite_location,
+        **({"write_token": settings.write_token} if settings.write_token else {}),
     }
 
 
@@ -197,6 +215,7 @@ def parse_gateway_settings(
                 section = check.mapping(overrides[name], item, _ROUTE_KEYS)
                 if section is not None:
                     routes.append((name, _route(check, section, item, defaults)))
+    token_cookie = _flag(check, data, "token_cookie", path, False)
     if check.issues:
         return None, check.issues
     settings = GatewaySettings(
@@ -205,6 +224,7 @@ def parse_gateway_settings(
         max_connections=max_connections,
         keepalive_timeout=keepalive,
         outlier=outlier,
+        token_cookie=token_cookie,
     )
     return settings, []
 
@@ -239,6 +259,11 @@ def _route(
         idle_timeout=_seconds(check, data, "idle_timeout", path, base.idle_timeout),
         retries=retries,
         rewrite_location=_flag(check, data, "rewrite_location", path, base.rewrite_location),
+        write_token=(
+            check.url(data["write_token"], f"{path}.write_token", ("redis", "rediss"))
+            if "write_token" in data
+            else base.write_token
+        ),
     )
 
 

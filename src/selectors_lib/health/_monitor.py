@@ -368,6 +368,16 @@ class HealthMonitor:
             self._applied[endpoint_id] = health
         if changes:
             self.router.set_health(changes)
+        # A replica that stopped answering may restart empty: forget where it was.
+        positions = {
+            eid: obs.position
+            for probe, result in results
+            if probe.measures_lag
+            for eid, obs in result.observations
+            if obs.position is not None or (obs.ok is False and obs.reason == "probe")
+        }
+        if positions:
+            self.router.set_positions(positions)
         for name in outcome.churn_started:
             _log.warning(
                 "master churn in %s: every replica is lagging or failing at once; "

@@ -26,16 +26,21 @@ import asyncio
 import concurrent.futures
 import re
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+import attrs
+
+from selectors_lib._consistent import Position
 
 from ._probes import WAIT_FACTOR, ProbeResult, describe
 from ._resp import RedisTarget, ainfo_replication, info_replication, parse_target
 from ._settings import RedisLagProbeSettings
 from ._state import Observation
 
-__all__ = ["RedisLagProbe", "replica_observation"]
+__all__ = ["RedisLagProbe", "replica_observation", "replica_position"]
 
 _Info = Mapping[str, Any]
 
@@ -73,6 +78,30 @@ def master_problem(master: _Info) -> str | None:
     except _MalformedOffset as exc:
         return str(exc)
     return None
+
+
+def replica_position(replica: _Info, at: float) -> Position | None:
+    """The replication position a replica's ``INFO replication`` reports, if it reports one.
+
+    Args:
+        replica: The replica's parsed ``INFO replication``.
+        at: ``time.monotonic()`` when the read started (so the age is never understated).
+
+    Returns:
+        Its position, or None when a field is missing or malformed.
+    """
+    replid = replica.get("master_replid")
+    role = replica.get("role")
+    if role not in ("slave", "master") or not isinstance(replid, str) or len(replid) != 40:
+        return None
+    # A replica promoted to master (a failover) reports its own, new history:
+    # tokens from the old one then never qualify it.
+    key = "slave_repl_offset" if role == "slave" else "master_repl_offset"
+    try:
+        offset = _offset(replica, key)
+    except _MalformedOffset:
+        return None
+    return None if offset is None else Position(replid, offset, at)
 
 
 def replica_observation(master: _Info | None, replica: _Info, max_lag_bytes: int) -> Observation:
@@ -223,11 +252,14 @@ class RedisLagProbe:
         return target
 
     def _replica(self, endpoint_id: str, master: _Info | None, timeout: float) -> Observation:
+        at = time.monotonic()
         try:
             info = info_replication(self._resolved(endpoint_id), timeout)
         except Exception as exc:  # whatever goes wrong, it is this replica's failure alone
             return Observation(False, "probe", f"no answer: {describe(exc)}")
-        return replica_observation(master, info, self.settings.max_lag_bytes)
+        return _with_position(
+            replica_observation(master, info, self.settings.max_lag_bytes), info, at
+        )
 
     def close(self) -> None:
         """Stop the worker threads (checks in flight end at their deadline)."""
@@ -255,14 +287,22 @@ class RedisLagProbe:
     async def _areplica(
         self, endpoint_id: str, master: _Info | None, timeout: float
     ) -> Observation:
+        at = time.monotonic()
         try:
             info = await ainfo_replication(self._resolved(endpoint_id), timeout)
         except Exception as exc:  # whatever goes wrong, it is this replica's failure alone
             return Observation(False, "probe", f"no answer: {describe(exc)}")
-        return replica_observation(master, info, self.settings.max_lag_bytes)
+        return _with_position(
+            replica_observation(master, info, self.settings.max_lag_bytes), info, at
+        )
 
     async def aclose(self) -> None:
         """Nothing to release: each asyncio check opens and closes its own connection."""
+
+
+def _with_position(observation: Observation, info: _Info, at: float) -> Observation:
+    position = replica_position(info, at)
+    return observation if position is None else attrs.evolve(observation, position=position)
 
 
 def _target(url: str) -> RedisTarget | str:

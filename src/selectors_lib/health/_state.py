@@ -31,6 +31,7 @@ from collections.abc import Collection, Mapping
 
 import attrs
 
+from selectors_lib._consistent import Position
 from selectors_lib._pool import EndpointHealth
 
 __all__ = ["EndpointState", "HealthTracker", "Observation", "Policy", "RoundResult"]
@@ -62,12 +63,15 @@ class Observation:
         reason: On a bad observation, ``lag`` or ``probe``.
         detail: Free text for operators (the error, the lag...).
         lag_bytes: Replication lag, when the probe measures it.
+        position: The replica's replication position, when the probe reads one
+            (for read-your-writes tokens; independent of the verdict).
     """
 
     ok: bool | None
     reason: str = "probe"
     detail: str = ""
     lag_bytes: int | None = None
+    position: Position | None = None
 
     @staticmethod
     def merge(observations: tuple[Observation, ...]) -> Observation:
