@@ -25,6 +25,10 @@ class RawUpstream(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.answers = answers
         self.requests: list[bytes] = []
+        # Paths answered with one header line that never ends, and those whose
+        # flood the gateway cut off.
+        self.floods: set[str] = set()
+        self.cut: list[str] = []
 
     @property
     def url(self) -> str:
@@ -54,6 +58,17 @@ class _Handler(socketserver.BaseRequestHandler):
                 body += sock.recv(65536)
         server.requests.append(head + b"\r\n\r\n" + body)
         path = head.split(b" ")[1].decode()
+        if path in server.floods:
+            try:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+                for _ in range(1024):  # 16 MiB, more than any socket buffer holds
+                    sock.sendall(b"a" * 16384)
+            except OSError:
+                server.cut.append(path)
+            else:
+                sock.recv(1)  # until the gateway gives up (or the socket's timeout)
+            sock.close()
+            return
         sock.sendall(
             server.answers.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         )
@@ -208,3 +223,16 @@ def test_an_endless_response_head_is_refused_not_buffered(
         response = client.get(gateway + "/huge")
         assert response.status_code == 502
         assert client.get(gateway + "/both").content == b"hello world"
+
+
+def test_one_endless_header_line_is_cut_off_not_buffered(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    # httptools hands a header over only once its line ended: the proxy must
+    # count the bytes itself, or one line grows its memory until the timeout.
+    upstream.floods.add("/flood")
+    with httpx.Client(timeout=30) as client:
+        response = client.get(gateway + "/flood")
+        assert response.status_code == 502
+        assert client.get(gateway + "/both").content == b"hello world"
+    assert upstream.cut == ["/flood"]

@@ -99,6 +99,7 @@ class Connection(asyncio.Protocol):
         self._body: deque[bytes] = deque()
         self._buffered = 0
         self._head_size = 0
+        self._head_received = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -114,6 +115,14 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("the upstream switched protocols unasked"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+        else:
+            if not self.headers_done and self.error is None:
+                # httptools only calls on_header once a field is whole, and
+                # grows the field by concatenation meanwhile: one endless
+                # header line (or endless 1xx heads) must be cut off here.
+                self._head_received += len(data)
+                if self._head_received > _MAX_HEAD:
+                    self._fail(UpstreamProtocolError("the upstream's response head is too large"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
