@@ -386,12 +386,13 @@ class SelectorsProxy:
             record["attempts"] += 1
             tried.append(endpoint.id)
             record["endpoint"] = endpoint.id
+            # The connection goes back to the pool it came from, even if a
+            # reload replaced or removed the endpoint's pool meanwhile.
+            pool = self._pool(endpoint)
             try:
                 if record["attempts"] > 1:
-                    path = upstream_path(self._pool(endpoint).target, scope)
-                conn = await exchange(
-                    self._pool(endpoint), path, method, headers, body_state, settings
-                )
+                    path = upstream_path(pool.target, scope)
+                conn = await exchange(pool, path, method, headers, body_state, settings)
             except ClientGone:
                 return
             except AttemptFailed as failed:
@@ -432,13 +433,14 @@ class SelectorsProxy:
         if record["failover"] and self.debug_header is not None:
             extra = [(self.debug_header, debug_value(endpoint, decision).encode("latin-1"))]
         try:
-            await self._respond(conn, endpoint, scope, body_state, send, settings, extra)
+            await self._respond(conn, pool, endpoint, scope, body_state, send, settings, extra)
         finally:
             body_state.unwatch()
 
     async def _respond(
         self,
         conn: Connection,
+        pool: EndpointPool,
         endpoint: Endpoint,
         scope: Scope,
         body: RequestBody,
@@ -446,7 +448,6 @@ class SelectorsProxy:
         settings: RouteSettings,
         extra: Headers,
     ) -> None:
-        pool = self._pool(endpoint)
         headers = response_headers(conn.headers)
         if settings.rewrite_location:
             headers = [
