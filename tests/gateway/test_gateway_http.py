@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
@@ -236,3 +237,38 @@ def test_one_endless_header_line_is_cut_off_not_buffered(
         assert response.status_code == 502
         assert client.get(gateway + "/both").content == b"hello world"
     assert upstream.cut == ["/flood"]
+
+
+def test_an_upstream_that_stops_reading_a_streamed_body_frees_its_connection() -> None:
+    # A listening socket nobody accepts from: the kernel takes the connection
+    # and some bytes, then the upstream's window stays shut for ever.
+    deaf = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{deaf.getsockname()[1]}"
+    router = load_router(
+        {
+            "endpoints": {"deaf": url},
+            "routes": [{"name": "main", "default": True, "target": "deaf"}],
+        }
+    )
+    proxy = SelectorsProxy(router, timeout=0.5)
+    size = 256 * 1024 * 1024
+    with deaf, serve_asgi(proxy, lifespan="on", proxy=True) as base:
+        gateway = httpx.URL(base)
+        assert gateway.port is not None
+        with socket.create_connection((gateway.host, gateway.port), timeout=30) as sock:
+            sock.sendall(b"PUT /up HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
+
+            def upload() -> None:
+                chunk = b"u" * 65536
+                with contextlib.suppress(OSError):
+                    for _ in range(size // len(chunk)):
+                        sock.sendall(chunk)
+
+            uploader = threading.Thread(target=upload, daemon=True)
+            uploader.start()
+            reply = sock.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 504"), reply[:100]
+            sock.shutdown(socket.SHUT_RDWR)
+            uploader.join(30)
+        # The stuck connection was closed, not kept busy for ever.
+        assert proxy.connections() == {url: 0}

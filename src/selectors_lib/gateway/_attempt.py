@@ -63,7 +63,7 @@ async def exchange(
             raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
         reused = conn.uses > 0
         try:
-            await _send_request(conn, pool, method, path, headers, body)
+            await _send_request(conn, pool, method, path, headers, body, settings.idle_timeout)
             await _response_head(conn, body, settings.first_byte_timeout)
         except ClientGone:
             pool.release(conn)
@@ -113,6 +113,7 @@ async def _send_request(
     path: bytes,
     headers: Headers,
     body: RequestBody,
+    stall: float,
 ) -> None:
     host = pool.target.host_header
     parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", host]
@@ -135,11 +136,11 @@ async def _send_request(
     conn.start(b"".join(parts), b"", head_only=method == "HEAD")
     async for chunk in body.chunks():
         if chunked:
-            await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
         else:
-            await conn.write(chunk)
+            await conn.write(chunk, stall)
     if chunked:
-        await conn.write(b"0\r\n\r\n")
+        await conn.write(b"0\r\n\r\n", stall)
 
 
 async def _response_head(conn: Connection, body: RequestBody, timeout: float) -> None:

@@ -229,18 +229,27 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         transport.write(head + body if body else head)
 
-    async def write(self, data: bytes) -> None:
-        """Write more of the request body, waiting while the transport is full."""
+    async def write(self, data: bytes, timeout: float) -> None:
+        """Write more of the request body, waiting while the transport is full.
+
+        Raises:
+            TimeoutError: The upstream took nothing for ``timeout`` seconds
+                (it stopped reading: without a limit, the connection would be
+                held for ever).
+            UpstreamClosed: The connection ended.
+        """
         if self.closed or self.error is not None:
             raise self.error or UpstreamClosed("the upstream closed the connection")
         assert self.transport is not None
         self.transport.write(data)
         if self._write_paused:
-            self._drain = self._loop.create_future()
+            drain = self._drain = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, drain)
             try:
-                await self._drain
+                await drain
             finally:
                 self._drain = None
+                timer.cancel()
 
     async def response_head(self, timeout: float) -> None:
         """Wait for the status line and headers (``timeout``: to the first byte).
