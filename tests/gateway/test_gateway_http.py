@@ -272,3 +272,24 @@ def test_an_upstream_that_stops_reading_a_streamed_body_frees_its_connection() -
             uploader.join(30)
         # The stuck connection was closed, not kept busy for ever.
         assert proxy.connections() == {url: 0}
+
+
+def test_a_client_that_stalls_mid_body_is_answered_408_and_frees_its_connection(
+    backends: dict[str, str],
+) -> None:
+    url = backends["ro-2"]
+    router = load_router(
+        {"endpoints": {"up": url}, "routes": [{"name": "main", "default": True, "target": "up"}]}
+    )
+    proxy = SelectorsProxy(router, timeout=0.5)
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base:
+        gateway = httpx.URL(base)
+        assert gateway.port is not None
+        with socket.create_connection((gateway.host, gateway.port), timeout=30) as sock:
+            # More than the proxy keeps for a retry, so it streams upstream;
+            # then the client sends nothing more and stays connected.
+            sock.sendall(b"PUT /up HTTP/1.1\r\nHost: gw\r\nContent-Length: 1048576\r\n\r\n")
+            sock.sendall(b"s" * 200_000)
+            reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+        assert proxy.connections() == {url: 0}

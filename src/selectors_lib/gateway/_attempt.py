@@ -8,7 +8,7 @@ on a fresh connection and is not a failure of the replica.
 
 from __future__ import annotations
 
-from ._body import RequestBody
+from ._body import ClientStalled, RequestBody
 from ._pool import ConnectFailed, EndpointPool, PoolFull
 from ._retry import IDEMPOTENT, Failure
 from ._settings import RouteSettings
@@ -53,6 +53,7 @@ async def exchange(
     Raises:
         AttemptFailed: The attempt failed before any byte reached the client.
         ClientGone: The client disconnected meanwhile.
+        ClientStalled: The client stopped sending its streamed body.
     """
     while True:
         try:
@@ -65,7 +66,7 @@ async def exchange(
         try:
             await _send_request(conn, pool, method, path, headers, body, settings.idle_timeout)
             await _response_head(conn, body, settings.first_byte_timeout)
-        except ClientGone:
+        except (ClientGone, ClientStalled):
             pool.release(conn)
             raise
         except TimeoutError as exc:
@@ -134,7 +135,7 @@ async def _send_request(
         parts += (b"\r\ncontent-length: ", length or b"0")
     parts.append(b"\r\n\r\n")
     conn.start(b"".join(parts), b"", head_only=method == "HEAD")
-    async for chunk in body.chunks():
+    async for chunk in body.chunks(stall):
         if chunked:
             await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
         else:

@@ -31,7 +31,7 @@ from selectors_lib._proxy_common import (
 from selectors_lib._router import Decision, Router
 
 from ._attempt import AttemptFailed, exchange
-from ._body import REPLAY_LIMIT, RequestBody
+from ._body import REPLAY_LIMIT, ClientStalled, RequestBody
 from ._forwarding import RequestHeaders
 from ._lifespan import HealthLifespan
 from ._messages import BadRequest, UpstreamTarget, response_headers, rewrite_location, upstream_path
@@ -64,6 +64,7 @@ _STATUS = {
     Failure.TIMEOUT: (504, "gateway timeout: the upstream did not answer in time\n"),
 }
 _POOL_FULL = (503, "service unavailable: every connection to the upstream is busy\n")
+_STALLED = "request timeout: the request body stopped arriving\n"
 
 
 class UpstreamError(SelectorsError, ConnectionError):
@@ -394,6 +395,10 @@ class SelectorsProxy:
                     path = upstream_path(pool.target, scope)
                 conn = await exchange(pool, path, method, headers, body_state, settings)
             except ClientGone:
+                return
+            except ClientStalled:
+                # The client's fault, not the replica's: no outlier failure.
+                await _plain(send, 408, _STALLED, [(b"connection", b"close"), *extra])
                 return
             except AttemptFailed as failed:
                 # Details go to the log: endpoint names and addresses are internal.
