@@ -293,3 +293,24 @@ def test_a_client_that_stalls_mid_body_is_answered_408_and_frees_its_connection(
             reply = sock.recv(65536)
         assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
         assert proxy.connections() == {url: 0}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.0 200 OK\r\n\r\nold style", b"HTTP/1.1 200 OK\r\nX-Backend: raw\r\n\r\nold style"],
+)
+def test_a_body_that_ends_with_the_connection_arrives_whole(
+    gateway: str, upstream: RawUpstream, answer: bytes
+) -> None:
+    # RFC 9112 section 6.3: no length, no chunking, so the body ends at the
+    # upstream's close; that is its end, not a failure mid-response.
+    upstream.answers["/eof"] = answer
+    with httpx.Client(timeout=10) as client:
+        response = client.get(gateway + "/eof")
+    assert (response.status_code, response.content) == (200, b"old style")
+
+
+def test_a_status_no_server_can_send_on_is_502(gateway: str, upstream: RawUpstream) -> None:
+    upstream.answers["/999"] = b"HTTP/1.1 999 Odd\r\nContent-Length: 1\r\n\r\nx"
+    with httpx.Client(timeout=10) as client:
+        assert client.get(gateway + "/999").status_code == 502

@@ -60,6 +60,16 @@ def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
     return b"transfer-encoding" in names and b"content-length" in names
 
 
+def _ends_with_close(headers: list[tuple[bytes, bytes]], status: int) -> bool:
+    """Whether the body is framed by the connection's end (RFC 9112 section 6.3)."""
+    if status in (204, 304):
+        return False
+    codings = [v for n, v in headers if n.lower() == b"transfer-encoding"]
+    if codings:
+        return b",".join(codings).rsplit(b",", 1)[-1].strip().lower() != b"chunked"
+    return not any(n.lower() == b"content-length" for n, _ in headers)
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -100,6 +110,7 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         self._head_size = 0
         self._head_received = 0
+        self._until_close = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -126,6 +137,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.complete and self.error is None and exc is None and self._until_close:
+            # A body without length or chunking ends when the upstream closes
+            # (an HTTP/1.0 backend's, say): complete, not cut short.
+            self.complete = True
         if not self.complete and self.error is None:
             self.error = UpstreamClosed(
                 "the upstream closed the connection" + (f": {exc}" if exc else "")
@@ -164,8 +179,13 @@ class Connection(asyncio.Protocol):
             self._head_size = 0
             self._informational = True
             return
+        if status > 599:
+            # Not a status any server in front can send on (uvicorn fails on it).
+            self._fail(UpstreamProtocolError(f"the upstream answered status {status}"))
+            return
         self.status = status
         self.headers_done = True
+        self._until_close = not self._head_only and _ends_with_close(self.headers, status)
         self.keep_alive = bool(self._parser.should_keep_alive()) and not _both_framings(
             self.headers
         )
