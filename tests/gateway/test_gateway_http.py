@@ -6,11 +6,13 @@ import contextlib
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from adapters_support import serve_asgi
+from gateway_backends import Backend
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -314,3 +316,34 @@ def test_a_status_no_server_can_send_on_is_502(gateway: str, upstream: RawUpstre
     upstream.answers["/999"] = b"HTTP/1.1 999 Odd\r\nContent-Length: 1\r\n\r\nx"
     with httpx.Client(timeout=10) as client:
         assert client.get(gateway + "/999").status_code == 502
+
+
+def test_a_body_cut_short_after_an_early_answer_never_poisons_a_pooled_connection() -> None:
+    # The backend answers POST /early before reading its body. The client then
+    # leaves mid-body: that connection still owes the backend the rest of the
+    # body, so the next request sent on it would be read as those bytes.
+    backend = Backend("early").start()
+    try:
+        router = load_router(
+            {
+                "endpoints": {"early": backend.url},
+                "routes": [{"name": "main", "default": True, "target": "early"}],
+            }
+        )
+        proxy = SelectorsProxy(router, timeout=3)
+        with serve_asgi(proxy, lifespan="on", proxy=True) as base:
+            gateway = httpx.URL(base)
+            assert gateway.port is not None
+            with socket.create_connection((gateway.host, gateway.port), timeout=10) as sock:
+                sock.sendall(b"POST /early HTTP/1.1\r\nHost: gw\r\nContent-Length: 300000\r\n\r\n")
+                sock.sendall(b"p" * 100_000)
+                # Pacing, not an assertion: time for the backend's early answer.
+                time.sleep(1)
+            deadline = time.monotonic() + 10
+            while proxy.connections()[backend.url] != 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with httpx.Client(timeout=10) as client:
+                response = client.get(base + "/next")
+            assert (response.status_code, response.text) == (200, "early /next")
+    finally:
+        backend.close()

@@ -134,7 +134,7 @@ async def _send_request(
     else:
         parts += (b"\r\ncontent-length: ", length or b"0")
     parts.append(b"\r\n\r\n")
-    conn.start(b"".join(parts), b"", head_only=method == "HEAD")
+    conn.start(b"".join(parts), b"", head_only=method == "HEAD", more_body=True)
     async for chunk in body.chunks(stall):
         if chunked:
             await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
@@ -142,6 +142,7 @@ async def _send_request(
             await conn.write(chunk, stall)
     if chunked:
         await conn.write(b"0\r\n\r\n", stall)
+    conn.end_request()
 
 
 async def _response_head(conn: Connection, body: RequestBody, timeout: float) -> None:

@@ -94,6 +94,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.uses = 0
+        self.request_sent = True
         self._reset()
 
     def _reset(self) -> None:
@@ -240,9 +241,18 @@ class Connection(asyncio.Protocol):
             self._waiter = None
             timer.cancel()
 
-    def start(self, head: bytes, body: bytes, *, head_only: bool) -> None:
-        """Begin an exchange: write the request head and a body already complete."""
+    def start(self, head: bytes, body: bytes, *, head_only: bool, more_body: bool = False) -> None:
+        """Begin an exchange: write the request head and a body already complete.
+
+        Args:
+            head: The request head.
+            body: The body, or its first bytes.
+            head_only: The request is a ``HEAD`` (its response has no body).
+            more_body: More body follows through :meth:`write`; the connection
+                is not reusable until :meth:`end_request`.
+        """
         self._reset()
+        self.request_sent = not more_body
         self._head_only = head_only
         self.uses += 1
         transport = self.transport
@@ -270,6 +280,10 @@ class Connection(asyncio.Protocol):
             finally:
                 self._drain = None
                 timer.cancel()
+
+    def end_request(self) -> None:
+        """The request's body is written whole."""
+        self.request_sent = True
 
     async def response_head(self, timeout: float) -> None:
         """Wait for the status line and headers (``timeout``: to the first byte).
@@ -333,8 +347,19 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        """Whether the exchange ended cleanly and the connection may serve another."""
-        return self.complete and self.keep_alive and not self.closed and self.error is None
+        """Whether the exchange ended cleanly and the connection may serve another.
+
+        An upstream may answer before it read the whole request body: if the
+        body was then cut short (the client left or stalled), the upstream
+        still waits for the rest, and the next request would be read as it.
+        """
+        return (
+            self.complete
+            and self.request_sent
+            and self.keep_alive
+            and not self.closed
+            and self.error is None
+        )
 
     def close(self) -> None:
         """Close the connection now (any exchange in progress is abandoned)."""
