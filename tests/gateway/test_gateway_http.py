@@ -51,6 +51,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
+        early = server.answers.get("early " + head.split(b" ")[1].decode())
+        if early is not None:
+            # Answered at once, the body unread (as a server refusing it does).
+            sock.sendall(early)
+            sock.close()
+            return
         lower = head.lower()
         if b"transfer-encoding: chunked" in lower:
             while not body.endswith(b"0\r\n\r\n"):
@@ -347,3 +353,33 @@ def test_a_body_cut_short_after_an_early_answer_never_poisons_a_pooled_connectio
             assert (response.status_code, response.text) == (200, "early /next")
     finally:
         backend.close()
+
+
+def test_an_upstream_refusing_a_streamed_body_early_is_relayed_not_502(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    # The upstream answers 413 on the head and closes without reading the
+    # body: its answer goes back (as nginx relays it), not a 502 that would
+    # also count against a healthy replica.
+    upstream.answers["early /upload"] = (
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+        b"too large\n"
+    )
+    base = httpx.URL(gateway)
+    assert base.port is not None
+    size = 64 * 1024 * 1024
+    with socket.create_connection((base.host, base.port), timeout=20) as sock:
+        sock.sendall(b"PUT /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
+
+        def upload() -> None:
+            chunk = b"u" * 65536
+            with contextlib.suppress(OSError):
+                for _ in range(size // len(chunk)):
+                    sock.sendall(chunk)
+
+        uploader = threading.Thread(target=upload, daemon=True)
+        uploader.start()
+        reply = sock.recv(65536)
+        sock.shutdown(socket.SHUT_RDWR)
+        uploader.join(30)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]

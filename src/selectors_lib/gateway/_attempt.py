@@ -135,13 +135,20 @@ async def _send_request(
         parts += (b"\r\ncontent-length: ", length or b"0")
     parts.append(b"\r\n\r\n")
     conn.start(b"".join(parts), b"", head_only=method == "HEAD", more_body=True)
-    async for chunk in body.chunks(stall):
+    try:
+        async for chunk in body.chunks(stall):
+            if chunked:
+                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
+            else:
+                await conn.write(chunk, stall)
         if chunked:
-            await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
-        else:
-            await conn.write(chunk, stall)
-    if chunked:
-        await conn.write(b"0\r\n\r\n", stall)
+            await conn.write(b"0\r\n\r\n", stall)
+    except (TimeoutError, OSError):
+        if not conn.headers_done:
+            raise
+        # The upstream answered before it took the whole body (a 413, say)
+        # and stopped reading: its answer is relayed, the connection not reused.
+        return
     conn.end_request()
 
 
