@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from adapters_support import serve_asgi
+from gateway_backends import Backend
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -25,6 +28,10 @@ class RawUpstream(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.answers = answers
         self.requests: list[bytes] = []
+        # Paths answered with one header line that never ends, and those whose
+        # flood the gateway cut off.
+        self.floods: set[str] = set()
+        self.cut: list[str] = []
 
     @property
     def url(self) -> str:
@@ -44,6 +51,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
+        early = server.answers.get("early " + head.split(b" ")[1].decode())
+        if early is not None:
+            # Answered at once, the body unread (as a server refusing it does).
+            sock.sendall(early)
+            sock.close()
+            return
         lower = head.lower()
         if b"transfer-encoding: chunked" in lower:
             while not body.endswith(b"0\r\n\r\n"):
@@ -54,6 +67,17 @@ class _Handler(socketserver.BaseRequestHandler):
                 body += sock.recv(65536)
         server.requests.append(head + b"\r\n\r\n" + body)
         path = head.split(b" ")[1].decode()
+        if path in server.floods:
+            try:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+                for _ in range(1024):  # 16 MiB, more than any socket buffer holds
+                    sock.sendall(b"a" * 16384)
+            except OSError:
+                server.cut.append(path)
+            else:
+                sock.recv(1)  # until the gateway gives up (or the socket's timeout)
+            sock.close()
+            return
         sock.sendall(
             server.answers.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         )
@@ -208,3 +232,154 @@ def test_an_endless_response_head_is_refused_not_buffered(
         response = client.get(gateway + "/huge")
         assert response.status_code == 502
         assert client.get(gateway + "/both").content == b"hello world"
+
+
+def test_one_endless_header_line_is_cut_off_not_buffered(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    # httptools hands a header over only once its line ended: the proxy must
+    # count the bytes itself, or one line grows its memory until the timeout.
+    upstream.floods.add("/flood")
+    with httpx.Client(timeout=30) as client:
+        response = client.get(gateway + "/flood")
+        assert response.status_code == 502
+        assert client.get(gateway + "/both").content == b"hello world"
+    assert upstream.cut == ["/flood"]
+
+
+def test_an_upstream_that_stops_reading_a_streamed_body_frees_its_connection() -> None:
+    # A listening socket nobody accepts from: the kernel takes the connection
+    # and some bytes, then the upstream's window stays shut for ever.
+    deaf = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{deaf.getsockname()[1]}"
+    router = load_router(
+        {
+            "endpoints": {"deaf": url},
+            "routes": [{"name": "main", "default": True, "target": "deaf"}],
+        }
+    )
+    proxy = SelectorsProxy(router, timeout=0.5)
+    size = 256 * 1024 * 1024
+    with deaf, serve_asgi(proxy, lifespan="on", proxy=True) as base:
+        gateway = httpx.URL(base)
+        assert gateway.port is not None
+        with socket.create_connection((gateway.host, gateway.port), timeout=30) as sock:
+            sock.sendall(b"PUT /up HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
+
+            def upload() -> None:
+                chunk = b"u" * 65536
+                with contextlib.suppress(OSError):
+                    for _ in range(size // len(chunk)):
+                        sock.sendall(chunk)
+
+            uploader = threading.Thread(target=upload, daemon=True)
+            uploader.start()
+            reply = sock.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 504"), reply[:100]
+            sock.shutdown(socket.SHUT_RDWR)
+            uploader.join(30)
+        # The stuck connection was closed, not kept busy for ever.
+        assert proxy.connections() == {url: 0}
+
+
+def test_a_client_that_stalls_mid_body_is_answered_408_and_frees_its_connection(
+    backends: dict[str, str],
+) -> None:
+    url = backends["ro-2"]
+    router = load_router(
+        {"endpoints": {"up": url}, "routes": [{"name": "main", "default": True, "target": "up"}]}
+    )
+    proxy = SelectorsProxy(router, timeout=0.5)
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base:
+        gateway = httpx.URL(base)
+        assert gateway.port is not None
+        with socket.create_connection((gateway.host, gateway.port), timeout=30) as sock:
+            # More than the proxy keeps for a retry, so it streams upstream;
+            # then the client sends nothing more and stays connected.
+            sock.sendall(b"PUT /up HTTP/1.1\r\nHost: gw\r\nContent-Length: 1048576\r\n\r\n")
+            sock.sendall(b"s" * 200_000)
+            reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+        assert proxy.connections() == {url: 0}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.0 200 OK\r\n\r\nold style", b"HTTP/1.1 200 OK\r\nX-Backend: raw\r\n\r\nold style"],
+)
+def test_a_body_that_ends_with_the_connection_arrives_whole(
+    gateway: str, upstream: RawUpstream, answer: bytes
+) -> None:
+    # RFC 9112 section 6.3: no length, no chunking, so the body ends at the
+    # upstream's close; that is its end, not a failure mid-response.
+    upstream.answers["/eof"] = answer
+    with httpx.Client(timeout=10) as client:
+        response = client.get(gateway + "/eof")
+    assert (response.status_code, response.content) == (200, b"old style")
+
+
+def test_a_status_no_server_can_send_on_is_502(gateway: str, upstream: RawUpstream) -> None:
+    upstream.answers["/999"] = b"HTTP/1.1 999 Odd\r\nContent-Length: 1\r\n\r\nx"
+    with httpx.Client(timeout=10) as client:
+        assert client.get(gateway + "/999").status_code == 502
+
+
+def test_a_body_cut_short_after_an_early_answer_never_poisons_a_pooled_connection() -> None:
+    # The backend answers POST /early before reading its body. The client then
+    # leaves mid-body: that connection still owes the backend the rest of the
+    # body, so the next request sent on it would be read as those bytes.
+    backend = Backend("early").start()
+    try:
+        router = load_router(
+            {
+                "endpoints": {"early": backend.url},
+                "routes": [{"name": "main", "default": True, "target": "early"}],
+            }
+        )
+        proxy = SelectorsProxy(router, timeout=3)
+        with serve_asgi(proxy, lifespan="on", proxy=True) as base:
+            gateway = httpx.URL(base)
+            assert gateway.port is not None
+            with socket.create_connection((gateway.host, gateway.port), timeout=10) as sock:
+                sock.sendall(b"POST /early HTTP/1.1\r\nHost: gw\r\nContent-Length: 300000\r\n\r\n")
+                sock.sendall(b"p" * 100_000)
+                # Pacing, not an assertion: time for the backend's early answer.
+                time.sleep(1)
+            deadline = time.monotonic() + 10
+            while proxy.connections()[backend.url] != 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with httpx.Client(timeout=10) as client:
+                response = client.get(base + "/next")
+            assert (response.status_code, response.text) == (200, "early /next")
+    finally:
+        backend.close()
+
+
+def test_an_upstream_refusing_a_streamed_body_early_is_relayed_not_502(
+    gateway: str, upstream: RawUpstream
+) -> None:
+    # The upstream answers 413 on the head and closes without reading the
+    # body: its answer goes back (as nginx relays it), not a 502 that would
+    # also count against a healthy replica.
+    upstream.answers["early /upload"] = (
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+        b"too large\n"
+    )
+    base = httpx.URL(gateway)
+    assert base.port is not None
+    size = 64 * 1024 * 1024
+    with socket.create_connection((base.host, base.port), timeout=20) as sock:
+        sock.sendall(b"PUT /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
+
+        def upload() -> None:
+            chunk = b"u" * 65536
+            with contextlib.suppress(OSError):
+                for _ in range(size // len(chunk)):
+                    sock.sendall(chunk)
+
+        uploader = threading.Thread(target=upload, daemon=True)
+        uploader.start()
+        reply = sock.recv(65536)
+        sock.shutdown(socket.SHUT_RDWR)
+        uploader.join(30)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]

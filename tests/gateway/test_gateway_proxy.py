@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -334,3 +336,36 @@ def test_a_reload_applies_new_settings_and_closes_pools_of_removed_endpoints(
         assert set(proxy.connections()) == {backends["ro-2"]}
         # The new section's timeouts hold from the next request on.
         assert c.get(base + "/slow?s=2").status_code == 504
+
+
+def test_a_request_in_flight_across_a_reload_returns_its_connection_to_its_own_pool(
+    backends: dict[str, str],
+) -> None:
+    router = load_router(routing_config(backends))
+    proxy = SelectorsProxy(router)
+    keel = {"X-Spinnaker-Application": "keel"}
+    with serve_asgi(proxy, lifespan="on", proxy=True) as base, httpx.Client(timeout=10) as c:
+        outcome: list[int] = []
+        slow = threading.Thread(
+            target=lambda: outcome.append(c.get(base + "/slow?s=1", headers=keel).status_code)
+        )
+        slow.start()
+        try:
+            deadline = time.monotonic() + 10
+            while proxy.connections().get(backends["ro-1"]) != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proxy.connections().get(backends["ro-1"]) == 1
+            router.reload(
+                {
+                    "endpoints": {"ro-2": backends["ro-2"]},
+                    "routes": [{"name": "main", "default": True, "target": "ro-2"}],
+                }
+            )
+            # The next request applies the reload: ro-1's pool closes.
+            assert c.get(base + "/").status_code == 200
+        finally:
+            slow.join(10)
+        assert outcome == [200]
+        # The slow request's connection went back to the closed pool and was
+        # closed there; no pool for ro-1 came back with a count below zero.
+        assert proxy.connections() == {backends["ro-2"]: 1}

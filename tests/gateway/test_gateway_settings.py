@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,13 @@ from gateway_backends import Backend
 from selectors_lib import ConfigError, HealthEvent, load_router
 from selectors_lib._config import config_to_dict
 from selectors_lib.asgi import SelectorsMiddleware
-from selectors_lib.gateway import GatewaySettings, RetrySettings, SelectorsProxy
+from selectors_lib.gateway import (
+    GatewaySettings,
+    OutlierDetector,
+    OutlierSettings,
+    RetrySettings,
+    SelectorsProxy,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
 
@@ -247,3 +254,22 @@ def test_without_httptools_configs_load_and_the_proxy_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert "pip install 'selectors-lib[gateway]'" in out
+
+
+def test_a_replica_that_never_recovers_is_ejected_again_however_often() -> None:
+    # Each ejection in a row doubles; a replica dead for days is ejected more
+    # than a thousand times, and 2 ** 1024 seconds is past any float.
+    router = load_router(base({}))
+    settings = OutlierSettings(consecutive_failures=1, ejection_time=1e-6, max_ejection_time=1e-6)
+    detector = OutlierDetector(router, settings)
+
+    async def fail_for_ever() -> int:
+        ejected = 0
+        for _ in range(1100):
+            detector.failure("a", "connect refused")
+            ejected += not router.health["a"].healthy
+            while not router.health["a"].healthy:  # until the ejection ends
+                await asyncio.sleep(0)
+        return ejected
+
+    assert asyncio.run(fail_for_ever()) == 1100

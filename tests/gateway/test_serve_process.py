@@ -6,7 +6,9 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +288,26 @@ def test_drain_delay_turns_unready_but_keeps_serving_until_it_ends(
         assert gateway.get("/", user="u") == (200, "a /\n")  # still served meanwhile
         assert gateway.process.wait(10) == 0
     assert gateway.stderr().index("still accepting") < gateway.stderr().index("draining: up to")
+
+
+def test_a_request_head_without_end_is_refused_not_buffered(
+    backends: dict[str, Backend], tmp_path: Path
+) -> None:
+    # httptools grows a header line until it ends: without serve's own limit
+    # one client would cost the worker memory and quadratic time.
+    config = tmp_path / "routes.json"
+    write_config(config, endpoints(backends), ["a"])
+    with serve(config, tmp_path) as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: gw\r\nX-Endless: ")
+            reply = b""
+            try:
+                for _ in range(256):  # 4 MiB at most, stopping once answered
+                    sock.sendall(b"e" * 16384)
+                    if select.select([sock], [], [], 0)[0]:
+                        break
+                reply = sock.recv(4096)
+            except ConnectionResetError:
+                pass  # refused: the answer may be lost to the reset
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 431"), reply[:80]
+        assert gateway.get("/")[0] == 200

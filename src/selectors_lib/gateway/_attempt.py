@@ -8,7 +8,7 @@ on a fresh connection and is not a failure of the replica.
 
 from __future__ import annotations
 
-from ._body import RequestBody
+from ._body import ClientStalled, RequestBody
 from ._pool import ConnectFailed, EndpointPool, PoolFull
 from ._retry import IDEMPOTENT, Failure
 from ._settings import RouteSettings
@@ -53,6 +53,7 @@ async def exchange(
     Raises:
         AttemptFailed: The attempt failed before any byte reached the client.
         ClientGone: The client disconnected meanwhile.
+        ClientStalled: The client stopped sending its streamed body.
     """
     while True:
         try:
@@ -63,9 +64,9 @@ async def exchange(
             raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
         reused = conn.uses > 0
         try:
-            await _send_request(conn, pool, method, path, headers, body)
+            await _send_request(conn, pool, method, path, headers, body, settings.idle_timeout)
             await _response_head(conn, body, settings.first_byte_timeout)
-        except ClientGone:
+        except (ClientGone, ClientStalled):
             pool.release(conn)
             raise
         except TimeoutError as exc:
@@ -113,6 +114,7 @@ async def _send_request(
     path: bytes,
     headers: Headers,
     body: RequestBody,
+    stall: float,
 ) -> None:
     host = pool.target.host_header
     parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", host]
@@ -132,14 +134,22 @@ async def _send_request(
     else:
         parts += (b"\r\ncontent-length: ", length or b"0")
     parts.append(b"\r\n\r\n")
-    conn.start(b"".join(parts), b"", head_only=method == "HEAD")
-    async for chunk in body.chunks():
+    conn.start(b"".join(parts), b"", head_only=method == "HEAD", more_body=True)
+    try:
+        async for chunk in body.chunks(stall):
+            if chunked:
+                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk), stall)
+            else:
+                await conn.write(chunk, stall)
         if chunked:
-            await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        else:
-            await conn.write(chunk)
-    if chunked:
-        await conn.write(b"0\r\n\r\n")
+            await conn.write(b"0\r\n\r\n", stall)
+    except (TimeoutError, OSError):
+        if not conn.headers_done:
+            raise
+        # The upstream answered before it took the whole body (a 413, say)
+        # and stopped reading: its answer is relayed, the connection not reused.
+        return
+    conn.end_request()
 
 
 async def _response_head(conn: Connection, body: RequestBody, timeout: float) -> None:

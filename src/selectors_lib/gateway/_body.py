@@ -13,7 +13,7 @@ from typing import Any
 
 from ._upstream import ClientGone, Connection
 
-__all__ = ["REPLAY_LIMIT", "RequestBody"]
+__all__ = ["REPLAY_LIMIT", "ClientStalled", "RequestBody"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,6 +22,10 @@ Headers = list[tuple[bytes, bytes]]
 #: Request bodies up to this size are read whole before the first attempt, so
 #: that a retry can send them again; longer ones stream through once.
 REPLAY_LIMIT = 64 * 1024
+
+
+class ClientStalled(Exception):
+    """The client sent no more of a streamed request body within the idle timeout."""
 
 
 class RequestBody:
@@ -109,8 +113,17 @@ class RequestBody:
             if name == b"content-length" and value.strip().isdigit():
                 self.declared_length = value.strip()
 
-    async def chunks(self) -> Any:
-        """The body as it arrives (once)."""
+    async def chunks(self, stall: float) -> Any:
+        """The body as it arrives (once).
+
+        Args:
+            stall: Seconds the client may send nothing: an upstream connection
+                is held meanwhile, and the server in front sets no limit.
+
+        Raises:
+            ClientGone: The client disconnected.
+            ClientStalled: The client sent nothing for ``stall`` seconds.
+        """
         self.consumed = True
         message = self._first
         while True:
@@ -119,6 +132,9 @@ class RequestBody:
                 yield chunk
             if not message.get("more_body", False):
                 return
-            message = await self._receive()
+            try:
+                message = await asyncio.wait_for(self._receive(), stall)
+            except TimeoutError:
+                raise ClientStalled(f"no request body for {stall:g}s") from None
             if message["type"] == "http.disconnect":
                 raise ClientGone

@@ -90,8 +90,11 @@ class OutlierDetector:
                 continue
             count = self._ejections.get(changed_id, 0) + 1
             self._ejections[changed_id] = count
+            # The exponent is capped: a replica down for days is ejected over
+            # a thousand times, and 2.0 ** 1024 overflows a float.
             duration = min(
-                self.settings.ejection_time * 2 ** (count - 1), self.settings.max_ejection_time
+                self.settings.ejection_time * 2 ** min(count - 1, 64),
+                self.settings.max_ejection_time,
             )
             _log.warning(
                 "outlier detection ejects %s for %gs: %s", changed_id, duration, state.detail

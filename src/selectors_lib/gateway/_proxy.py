@@ -34,7 +34,7 @@ from selectors_lib._router import Decision, Router
 from selectors_lib.consistency import TOKEN_COOKIE, atoken_from_url
 
 from ._attempt import AttemptFailed, exchange
-from ._body import REPLAY_LIMIT, RequestBody
+from ._body import REPLAY_LIMIT, ClientStalled, RequestBody
 from ._forwarding import RequestHeaders
 from ._lifespan import HealthLifespan
 from ._messages import BadRequest, UpstreamTarget, response_headers, rewrite_location, upstream_path
@@ -69,6 +69,7 @@ _STATUS = {
     Failure.TIMEOUT: (504, "gateway timeout: the upstream did not answer in time\n"),
 }
 _POOL_FULL = (503, "service unavailable: every connection to the upstream is busy\n")
+_STALLED = "request timeout: the request body stopped arriving\n"
 
 
 class UpstreamError(SelectorsError, ConnectionError):
@@ -397,13 +398,18 @@ class SelectorsProxy:
             record["attempts"] += 1
             tried.append(endpoint.id)
             record["endpoint"] = endpoint.id
+            # The connection goes back to the pool it came from, even if a
+            # reload replaced or removed the endpoint's pool meanwhile.
+            pool = self._pool(endpoint)
             try:
                 if record["attempts"] > 1:
-                    path = upstream_path(self._pool(endpoint).target, scope)
-                conn = await exchange(
-                    self._pool(endpoint), path, method, headers, body_state, settings
-                )
+                    path = upstream_path(pool.target, scope)
+                conn = await exchange(pool, path, method, headers, body_state, settings)
             except ClientGone:
+                return
+            except ClientStalled:
+                # The client's fault, not the replica's: no outlier failure.
+                await _plain(send, 408, _STALLED, [(b"connection", b"close"), *extra])
                 return
             except AttemptFailed as failed:
                 # Details go to the log: endpoint names and addresses are internal.
@@ -445,7 +451,7 @@ class SelectorsProxy:
         if settings.write_token is not None:
             extra = [*extra, *await self._token_headers(settings.write_token)]
         try:
-            await self._respond(conn, endpoint, scope, body_state, send, settings, extra)
+            await self._respond(conn, pool, endpoint, scope, body_state, send, settings, extra)
         finally:
             body_state.unwatch()
 
@@ -465,6 +471,7 @@ class SelectorsProxy:
     async def _respond(
         self,
         conn: Connection,
+        pool: EndpointPool,
         endpoint: Endpoint,
         scope: Scope,
         body: RequestBody,
@@ -472,7 +479,6 @@ class SelectorsProxy:
         settings: RouteSettings,
         extra: Headers,
     ) -> None:
-        pool = self._pool(endpoint)
         headers = response_headers(conn.headers)
         if settings.rewrite_location:
             headers = [

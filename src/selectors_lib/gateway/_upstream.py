@@ -60,6 +60,16 @@ def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
     return b"transfer-encoding" in names and b"content-length" in names
 
 
+def _ends_with_close(headers: list[tuple[bytes, bytes]], status: int) -> bool:
+    """Whether the body is framed by the connection's end (RFC 9112 section 6.3)."""
+    if status in (204, 304):
+        return False
+    codings = [v for n, v in headers if n.lower() == b"transfer-encoding"]
+    if codings:
+        return b",".join(codings).rsplit(b",", 1)[-1].strip().lower() != b"chunked"
+    return not any(n.lower() == b"content-length" for n, _ in headers)
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -84,6 +94,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.uses = 0
+        self.request_sent = True
         self._reset()
 
     def _reset(self) -> None:
@@ -99,6 +110,8 @@ class Connection(asyncio.Protocol):
         self._body: deque[bytes] = deque()
         self._buffered = 0
         self._head_size = 0
+        self._head_received = 0
+        self._until_close = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -114,9 +127,21 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("the upstream switched protocols unasked"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+        else:
+            if not self.headers_done and self.error is None:
+                # httptools only calls on_header once a field is whole, and
+                # grows the field by concatenation meanwhile: one endless
+                # header line (or endless 1xx heads) must be cut off here.
+                self._head_received += len(data)
+                if self._head_received > _MAX_HEAD:
+                    self._fail(UpstreamProtocolError("the upstream's response head is too large"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.complete and self.error is None and exc is None and self._until_close:
+            # A body without length or chunking ends when the upstream closes
+            # (an HTTP/1.0 backend's, say): complete, not cut short.
+            self.complete = True
         if not self.complete and self.error is None:
             self.error = UpstreamClosed(
                 "the upstream closed the connection" + (f": {exc}" if exc else "")
@@ -155,8 +180,13 @@ class Connection(asyncio.Protocol):
             self._head_size = 0
             self._informational = True
             return
+        if status > 599:
+            # Not a status any server in front can send on (uvicorn fails on it).
+            self._fail(UpstreamProtocolError(f"the upstream answered status {status}"))
+            return
         self.status = status
         self.headers_done = True
+        self._until_close = not self._head_only and _ends_with_close(self.headers, status)
         self.keep_alive = bool(self._parser.should_keep_alive()) and not _both_framings(
             self.headers
         )
@@ -211,27 +241,49 @@ class Connection(asyncio.Protocol):
             self._waiter = None
             timer.cancel()
 
-    def start(self, head: bytes, body: bytes, *, head_only: bool) -> None:
-        """Begin an exchange: write the request head and a body already complete."""
+    def start(self, head: bytes, body: bytes, *, head_only: bool, more_body: bool = False) -> None:
+        """Begin an exchange: write the request head and a body already complete.
+
+        Args:
+            head: The request head.
+            body: The body, or its first bytes.
+            head_only: The request is a ``HEAD`` (its response has no body).
+            more_body: More body follows through :meth:`write`; the connection
+                is not reusable until :meth:`end_request`.
+        """
         self._reset()
+        self.request_sent = not more_body
         self._head_only = head_only
         self.uses += 1
         transport = self.transport
         assert transport is not None
         transport.write(head + body if body else head)
 
-    async def write(self, data: bytes) -> None:
-        """Write more of the request body, waiting while the transport is full."""
+    async def write(self, data: bytes, timeout: float) -> None:
+        """Write more of the request body, waiting while the transport is full.
+
+        Raises:
+            TimeoutError: The upstream took nothing for ``timeout`` seconds
+                (it stopped reading: without a limit, the connection would be
+                held for ever).
+            UpstreamClosed: The connection ended.
+        """
         if self.closed or self.error is not None:
             raise self.error or UpstreamClosed("the upstream closed the connection")
         assert self.transport is not None
         self.transport.write(data)
         if self._write_paused:
-            self._drain = self._loop.create_future()
+            drain = self._drain = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, drain)
             try:
-                await self._drain
+                await drain
             finally:
                 self._drain = None
+                timer.cancel()
+
+    def end_request(self) -> None:
+        """The request's body is written whole."""
+        self.request_sent = True
 
     async def response_head(self, timeout: float) -> None:
         """Wait for the status line and headers (``timeout``: to the first byte).
@@ -295,8 +347,19 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        """Whether the exchange ended cleanly and the connection may serve another."""
-        return self.complete and self.keep_alive and not self.closed and self.error is None
+        """Whether the exchange ended cleanly and the connection may serve another.
+
+        An upstream may answer before it read the whole request body: if the
+        body was then cut short (the client left or stalled), the upstream
+        still waits for the rest, and the next request would be read as it.
+        """
+        return (
+            self.complete
+            and self.request_sent
+            and self.keep_alive
+            and not self.closed
+            and self.error is None
+        )
 
     def close(self) -> None:
         """Close the connection now (any exchange in progress is abandoned)."""

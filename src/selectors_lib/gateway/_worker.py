@@ -36,6 +36,7 @@ from selectors_lib._router import Router
 
 from ._accesslog import AccessLog, ASGIApp, LineSink, RequestMetrics, remember_decisions
 from ._admin import AdminApp
+from ._frontend import http_protocol
 from ._options import WORKER_ENV, ServeOptions, import_uvicorn
 
 __all__ = ["Worker", "make_proxy"]
@@ -274,6 +275,7 @@ class Worker:
         main = _new_server(
             uvicorn.Config(
                 app,
+                http=http_protocol(),
                 lifespan="on",
                 access_log=False,
                 log_config=None,
