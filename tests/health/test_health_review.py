@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import threading
+from typing import Any
 
 import pytest
 from health_fleet_support import Instance, StoreNode, fleet_config, wait
@@ -49,3 +53,57 @@ def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(fleet_store: Sto
     }
     assert "r1" in reasons  # ejections were counted
     assert len(reasons) <= 20, sorted(reasons)
+
+
+def test_stopping_the_asyncio_monitor_mid_round_leaves_no_lease_behind(
+    fleet_store: StoreNode,
+) -> None:
+    # A follower's round waits (in the plane's thread) for a lease about to run
+    # out. Cancelling the monitor then must not let that round take the lease
+    # (and re-register) after the monitor was closed: the fleet would have a
+    # leader that never publishes nor renews, for a whole lease.
+    config = fleet_config(fleet_store.url)
+    config["health"]["interval"] = 1.0
+    config["health"]["shared"]["lease"] = 2.0
+    follower = Instance(config, "gw-0")
+    plane = follower.monitor._plane
+    assert plane is not None
+    store = FleetStore(SharedSettings(fleet_store.url, "t"))
+    store.client.set(store.lease_key, "999:rogue", px=60_000)
+    entered = threading.Event()
+    acquire = plane.store.acquire
+
+    def watched_acquire(instance: str, token: str) -> Any:
+        entered.set()
+        return acquire(instance, token)
+
+    plane.store.acquire = watched_acquire  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        # What HealthMonitor.run does when cancelled mid-round: aclose().
+        monitor = follower.monitor
+        await monitor.arun_once()
+        assert follower.mode == "follower"
+        store.client.set(store.lease_key, "999:rogue", px=500)  # runs out before the next round
+        entered.clear()
+        round_ = asyncio.create_task(monitor.arun_once())
+        await asyncio.to_thread(entered.wait, 10)
+        executors.append(plane._executor)
+        round_.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await round_
+        await monitor.aclose()
+
+    executors: list[Any] = []
+    try:
+        asyncio.run(scenario())
+    finally:
+        for executor in executors:
+            if executor is not None:
+                executor.shutdown(wait=True)  # the round in flight, if any, ends
+        holder, _ = store.lease_holder()
+        names = [name for name, _ in store.instances()]
+        store.close()
+    assert not holder.endswith(":gw-0"), holder
+    assert "gw-0" not in names
+    assert follower.mode == "stopped"
