@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from health_fleet_support import Instance, StoreNode, fleet_config, wait
 
+from selectors_lib.cli import main
 from selectors_lib.health._lease import FleetStore
 from selectors_lib.health._shared_settings import SharedSettings
 
@@ -107,3 +110,25 @@ def test_stopping_the_asyncio_monitor_mid_round_leaves_no_lease_behind(
     assert not holder.endswith(":gw-0"), holder
     assert "gw-0" not in names
     assert follower.mode == "stopped"
+
+
+def test_a_hostile_instance_record_does_not_hide_the_rest_of_the_fleet(
+    fleet_store: StoreNode, tmp_path: Path
+) -> None:
+    # Instance records are untrusted like snapshots: one nested past the JSON
+    # parser's recursion limit (under the 4 KiB record cap) is skipped, not a
+    # failure of the whole `selectors-lib fleet` report.
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(fleet_config(fleet_store.url)))
+    store = FleetStore(SharedSettings(fleet_store.url, "t"))
+    try:
+        store.report("gw-good", {"mode": "follower", "generation": 7, "fingerprint": "x"})
+        store.client.set(store.instance_prefix + "gw-evil", "[" * 2000 + "]" * 2000)
+    finally:
+        store.close()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["fleet", str(path), "--color", "never"])
+    assert "gw-good" in out.getvalue(), err.getvalue()
+    assert "gw-evil" not in out.getvalue()
+    assert code == 1  # gw-good serves another fingerprint: drift

@@ -257,7 +257,7 @@ class FleetStore:
                 continue
             try:
                 record = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting fits in 4 KiB
                 continue
             if isinstance(record, dict):
                 yield _text(key)[len(self.instance_prefix) :], record
