@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,13 @@ from selectors_lib.health._shared_settings import SharedSettings
 pytestmark = pytest.mark.redis
 
 
-def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(fleet_store: StoreNode) -> None:
+def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(
+    fleet_store: StoreNode, caplog: pytest.LogCaptureFixture
+) -> None:
     # Anyone who can write to the store can publish: a follower must not let
-    # them mint one ejections_total series per invented reason.
+    # them mint one ejections_total series per invented reason, nor log a
+    # warning per snapshot of a configuration that differs from its own.
+    caplog.set_level(logging.WARNING, "selectors_lib.health.shared")
     from prometheus_client import CollectorRegistry
 
     from selectors_lib.prometheus import instrument
@@ -56,6 +61,8 @@ def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(fleet_store: Sto
     }
     assert "r1" in reasons  # ejections were counted
     assert len(reasons) <= 20, sorted(reasons)
+    drift = [r for r in caplog.records if "serves configuration" in r.getMessage()]
+    assert len(drift) == 1, len(drift)
 
 
 def test_stopping_the_asyncio_monitor_mid_round_leaves_no_lease_behind(

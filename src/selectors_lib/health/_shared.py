@@ -123,6 +123,7 @@ class SharedPlane:
         self._must_publish = True
         self._published: tuple[tuple[str, bool, str | None], ...] | None = None
         self._rejected = ""
+        self._drift: tuple[str, str, str] | None = None
         # Orders the application of snapshots (listener thread vs round thread).
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -318,7 +319,11 @@ class SharedPlane:
             self._adopt(snapshot)
             self._generation = snapshot.generation
             self._leader = snapshot.leader
-            if snapshot.fingerprint != self.fingerprint:
+            drift = (snapshot.leader, snapshot.fingerprint, self.fingerprint)
+            if snapshot.fingerprint != self.fingerprint and drift != self._drift:
+                # Once per distinct drift, not per snapshot: a rolling deploy (or
+                # anyone who can publish) would otherwise flood the log.
+                self._drift = drift
                 _log.warning(
                     "leader %s serves configuration %s, this instance %s",
                     snapshot.leader,
