@@ -26,7 +26,8 @@ def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(
 ) -> None:
     # Anyone who can write to the store can publish: a follower must not let
     # them mint one ejections_total series per invented reason, nor log a
-    # warning per snapshot of a configuration that differs from its own.
+    # warning per snapshot of a configuration that differs from its own, or
+    # per invalid message.
     caplog.set_level(logging.WARNING, "selectors_lib.health.shared")
     from prometheus_client import CollectorRegistry
 
@@ -40,6 +41,8 @@ def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(
     follower.monitor.start()
     try:
         wait("a follower", lambda: follower.mode == "follower")
+        for n in range(40):  # two problems, alternating: each is logged once
+            store.client.publish(store.channel, b"{}" if n % 2 else b"\xff")
         for n in range(1, 61):
             down = n % 2 == 1
             health = {"healthy": not down, "reason": f"r{n}" if down else None}
@@ -63,6 +66,8 @@ def test_hostile_snapshot_reasons_do_not_grow_metric_label_sets(
     assert len(reasons) <= 20, sorted(reasons)
     drift = [r for r in caplog.records if "serves configuration" in r.getMessage()]
     assert len(drift) == 1, len(drift)
+    invalid = [r for r in caplog.records if "invalid snapshot" in r.getMessage()]
+    assert len(invalid) == 2, [r.getMessage() for r in invalid]
 
 
 def test_stopping_the_asyncio_monitor_mid_round_leaves_no_lease_behind(
