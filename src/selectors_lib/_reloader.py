@@ -138,6 +138,8 @@ class FileReloader:
         # reload the same state twice or interleave their bookkeeping.
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Whether the current run of changes was reported as not settling (once).
+        self._unsettled_warned = False
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -149,7 +151,8 @@ class FileReloader:
         A file modified less than ``settle`` seconds ago is watched until it has
         stayed the same for ``settle`` seconds (this call waits that long, at
         most a few ``settle`` periods while a writer keeps writing; then it
-        returns False and the next check tries again).
+        returns False and the next check tries again). A file that never stays
+        unchanged that long is never applied; that is logged once, as a warning.
 
         Never raises for a bad file: the error is logged, kept in
         :attr:`last_error` and emitted by the router as a failed reload event.
@@ -159,10 +162,23 @@ class FileReloader:
         """
         with self._lock:
             current = self._settled()
-            if isinstance(current, _Unsettled) or current == self._seen:
+            if isinstance(current, _Unsettled):
+                if not self._unsettled_warned and not self._stop.is_set():
+                    # Otherwise a file rewritten more often than `settle` is
+                    # silently never applied.
+                    self._unsettled_warned = True
+                    self.log.warning(
+                        "%s keeps changing: not applied until it stays unchanged for %gs "
+                        "(replace configuration files by atomic rename)",
+                        self.path,
+                        self.settle,
+                    )
+                return False
+            if current == self._seen:
                 return False
             # Remember it before reloading: a broken state is tried once only.
             self._seen = current
+            self._unsettled_warned = False
             self.attempts += 1
             try:
                 config = self.router.reload(self.path)
