@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -53,3 +54,27 @@ def test_a_file_that_never_settles_is_not_applied_and_says_so(
     # Once it stops changing, it is applied (and a later storm is reported again).
     assert reloader.check() is True
     assert reloader.successes == 1
+
+
+def test_leaving_the_asyncio_reloader_mid_settle_reloads_nothing_afterwards(
+    tmp_path: Path,
+) -> None:
+    # The check runs in a worker thread; cancelling the task used to leave it
+    # waiting for the file to settle, and then reloading the router after
+    # `async with` had returned (asyncio.run also waited for it on shutdown).
+    path = tmp_path / "routes.yaml"
+    path.write_text(BASE)
+    router = load_router(path)
+    reloader = FileReloader(router, path, interval=0.01, settle=0.8)
+
+    async def scenario() -> None:
+        async with reloader:
+            path.write_text("# edited\n" + BASE)  # fresh: the check waits for it to settle
+            await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    generation = router.generation
+    time.sleep(1.0)  # past the settle period the check was waiting out
+    assert reloader.attempts == 0
+    assert router.generation == generation
+    assert not [t for t in threading.enumerate() if t.name.startswith("asyncio_")]
