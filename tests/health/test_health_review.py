@@ -7,15 +7,19 @@ import contextlib
 import io
 import json
 import logging
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from health_fleet_support import Instance, StoreNode, fleet_config, wait
+from health_redis_nodes import RedisSet
 
 from selectors_lib.cli import main
 from selectors_lib.health._lease import FleetStore
+from selectors_lib.health._redis import RedisLagProbe
+from selectors_lib.health._settings import RedisLagProbeSettings
 from selectors_lib.health._shared_settings import SharedSettings
 
 pytestmark = pytest.mark.redis
@@ -144,3 +148,44 @@ def test_a_hostile_instance_record_does_not_hide_the_rest_of_the_fleet(
     assert "gw-good" in out.getvalue(), err.getvalue()
     assert "gw-evil" not in out.getvalue()
     assert code == 1  # gw-good serves another fingerprint: drift
+
+
+def test_one_hung_name_lookup_does_not_starve_the_other_endpoints(
+    redis_set: RedisSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The asyncio probe resolves names on a few threads of its own. A lookup
+    # that hangs (an unresponsive DNS server for one zone) used to start again
+    # every round, until its stuck threads took every slot: then every other
+    # endpoint's check failed with "too many name lookups in flight".
+    release = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "stuck.test":
+            release.wait(30)  # a resolver that does not answer (released at the end)
+            raise socket.gaierror("no answer")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    replicas = [(eid, f"redis://localhost:{node.port}") for eid, node in redis_set.replicas.items()]
+    settings = RedisLagProbeSettings(
+        "lag",
+        f"redis://localhost:{redis_set.master.port}",
+        (*replicas, ("ro-3", "redis://stuck.test:6379")),
+        max_lag_bytes=1 << 20,
+    )
+    probe = RedisLagProbe(settings)
+
+    async def rounds() -> list[Any]:
+        return [await probe.acheck(0.2) for _ in range(12)]
+
+    try:
+        results = asyncio.run(rounds())
+    finally:
+        release.set()
+    for result in results[-3:]:
+        seen = dict(result.observations)
+        assert result.master_ok, result.detail
+        assert seen["ro-1"].ok is True, seen["ro-1"]
+        assert seen["ro-2"].ok is True, seen["ro-2"]
+        assert seen["ro-3"].ok is False
