@@ -189,3 +189,27 @@ def test_one_hung_name_lookup_does_not_starve_the_other_endpoints(
         assert seen["ro-1"].ok is True, seen["ro-1"]
         assert seen["ro-2"].ok is True, seen["ro-2"]
         assert seen["ro-3"].ok is False
+
+
+def test_non_ascii_digits_in_the_lease_or_generation_are_not_a_crash(
+    fleet_store: StoreNode, tmp_path: Path
+) -> None:
+    # str.isdigit() accepts "²", int() does not: a lease token or generation
+    # written by someone else made every round of every instance raise (no
+    # probing, no following) and `selectors-lib fleet` fail.
+    store = FleetStore(SharedSettings(fleet_store.url, "t"))
+    member = Instance(fleet_config(fleet_store.url), "gw-0")
+    try:
+        store.client.set(store.lease_key, "²:rogue", px=60_000)
+        store.client.set(store.generation_key, "²")
+        member.monitor.run_once()
+        assert member.mode == "follower"
+        path = tmp_path / "routes.json"
+        path.write_text(json.dumps(fleet_config(fleet_store.url)))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(["fleet", str(path), "--color", "never"])
+        assert "leader      rogue (fence 0" in out.getvalue(), err.getvalue()
+    finally:
+        member.monitor.stop()
+        store.close()

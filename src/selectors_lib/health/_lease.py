@@ -41,7 +41,7 @@ import attrs
 
 from ._shared_settings import SharedSettings
 
-__all__ = ["FleetStore", "LeaseState", "PublishResult", "StoreError"]
+__all__ = ["FleetStore", "LeaseState", "PublishResult", "StoreError", "fence_of"]
 
 #: What a store call can raise when the store is unreachable or misbehaves.
 StoreError = (redis.RedisError, OSError)
@@ -114,8 +114,7 @@ class LeaseState:
     @property
     def fence(self) -> int:
         """The holder's fencing number (0 when unknown)."""
-        head = self.holder.partition(":")[0]
-        return int(head) if head.isdigit() and len(head) < 20 else 0
+        return fence_of(self.holder)
 
 
 @attrs.frozen
@@ -135,7 +134,17 @@ class PublishResult:
 
 def _int(value: object) -> int:
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    return int(text) if text.isdigit() and len(text) < 20 else 0
+    return _digits(text)
+
+
+def fence_of(holder: str) -> int:
+    """The fencing number of a lease token ``<fence>:<instance>`` (0 when malformed)."""
+    return _digits(holder.partition(":")[0])
+
+
+def _digits(text: str) -> int:
+    """A counter the store holds: 1 to 19 ASCII digits, or 0 (``"²".isdigit()`` is true)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else 0
 
 
 def _text(value: object) -> str:
