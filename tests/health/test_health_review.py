@@ -210,6 +210,12 @@ def test_non_ascii_digits_in_the_lease_or_generation_are_not_a_crash(
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main(["fleet", str(path), "--color", "never"])
         assert "leader      rogue (fence 0" in out.getvalue(), err.getvalue()
+        # A generation that is not a number does not keep a leader from publishing.
+        store.client.delete(store.lease_key)
+        member.monitor.run_once()
+        assert member.mode == "leader"
+        assert member.generation > 0
+        assert store.client.get(store.generation_key) == str(member.generation).encode()
     finally:
         member.monitor.stop()
         store.close()

@@ -70,9 +70,10 @@ _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {0, redis.call('GET', KEYS[3]) or '0'}
 end
-local current = redis.call('GET', KEYS[3]) or '0'
-if tonumber(ARGV[2]) <= tonumber(current) then
-  return {-1, current}
+-- A stored generation that is not a number (written by someone else) counts as 0.
+local stored = redis.call('GET', KEYS[3]) or '0'
+if tonumber(ARGV[2]) <= (tonumber(stored) or 0) then
+  return {-1, stored}
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[2])
