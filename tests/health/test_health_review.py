@@ -219,3 +219,30 @@ def test_non_ascii_digits_in_the_lease_or_generation_are_not_a_crash(
     finally:
         member.monitor.stop()
         store.close()
+
+
+def test_the_stored_snapshot_is_read_within_its_cap_even_while_it_changes(
+    fleet_store: StoreNode,
+) -> None:
+    # current() checked the size (STRLEN), then read the value (GET): a value
+    # replaced in between was read whole, however large.
+    settings = SharedSettings(fleet_store.url, "t", max_snapshot_bytes=1024)
+    store = FleetStore(settings)
+    writer = FleetStore(settings)
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            writer.client.set(writer.snapshot_key, b"{}")
+            writer.client.set(writer.snapshot_key, b"x" * (1 << 20))
+
+    thread = threading.Thread(target=swap, daemon=True)
+    thread.start()
+    try:
+        sizes = {len(store.current() or b"") for _ in range(300)}
+    finally:
+        stop.set()
+        thread.join(10)
+        store.close()
+        writer.close()
+    assert max(sizes) <= 1025, sorted(sizes)[-3:]

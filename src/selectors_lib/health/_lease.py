@@ -226,12 +226,12 @@ class FleetStore:
 
     def current(self) -> bytes | None:
         """The stored snapshot's bytes, if any (bounded by the settings' size cap)."""
-        size = self.client.strlen(self.snapshot_key)
-        if int(size) > self.settings.max_snapshot_bytes:
-            # Read nothing that large: the decoder would reject it anyway.
-            return b"x" * (self.settings.max_snapshot_bytes + 1)
-        value = self.client.get(self.snapshot_key)
-        return value if isinstance(value, bytes) else None
+        # One bounded read: at most one byte past the cap, so the decoder sees
+        # "too large" without the whole value being read, even if it was replaced
+        # a moment ago (a size check, then a GET, would read the new one whole).
+        # A missing key reads as empty, like an empty value: nothing published.
+        value = self.client.getrange(self.snapshot_key, 0, self.settings.max_snapshot_bytes)
+        return value if isinstance(value, bytes) and value else None
 
     def lease_holder(self) -> tuple[str, int]:
         """``(holder token, milliseconds left)``; ``("", 0)`` without a leader."""
