@@ -176,11 +176,11 @@ class FileReloader:
                         self.settle,
                     )
                 return False
+            self._unsettled_warned = False  # settled: a later storm is reported again
             if current == self._seen:
                 return False
             # Remember it before reloading: a broken state is tried once only.
             self._seen = current
-            self._unsettled_warned = False
             self.attempts += 1
             try:
                 config = self.router.reload(self.path)
