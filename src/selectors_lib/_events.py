@@ -205,6 +205,12 @@ class _WatchedRouter(Protocol):
     def fingerprint(self) -> str: ...
 
 
+#: Reasons the library itself ejects for, always labelled as they are.
+_KNOWN_REASONS = frozenset({"manual", "probe", "lag", "outlier", "unknown", "other"})
+#: At most this many other distinct ejection reasons get a label value of their own.
+MAX_REASON_LABELS = 16
+
+
 class MetricsObserver:
     """What every metrics backend shares: which routers it watches, and one hook per event.
 
@@ -231,6 +237,8 @@ class MetricsObserver:
         self._recorded: set[str] = set()
         # Endpoint ids served by the watched routers at the last reconciliation.
         self._served: frozenset[str] = frozenset()
+        # Ejection reasons given a label of their own so far (see reason_label).
+        self._reasons: set[str] = set()
 
     def observe(self, router: _WatchedRouter) -> Callable[[], None]:
         """Subscribe to ``router``'s events and record its endpoints as up or down.
@@ -294,6 +302,26 @@ class MetricsObserver:
             # A reload may have added it before its ReloadEvent arrived.
             self._recorded.add(endpoint_id)
         return state
+
+    def reason_label(self, reason: str | None) -> str:
+        """The ``reason`` label for an ejection: bounded, whoever chose the reason.
+
+        A reason can come from outside the process (a fleet snapshot anyone with
+        access to the store can publish), and every distinct label value is a
+        series kept forever: past :data:`MAX_REASON_LABELS` distinct reasons
+        besides the library's own, the rest count as ``other``.
+
+        Args:
+            reason: The ejection's reason (None counts as ``unknown``).
+        """
+        label = reason or "unknown"
+        if label in _KNOWN_REASONS or label in self._reasons:
+            return label
+        with self._endpoints_lock:
+            if len(self._reasons) < MAX_REASON_LABELS:
+                self._reasons.add(label)
+                return label
+        return "other"
 
     def __call__(self, event: Event) -> None:
         """Record one event (the :data:`Observer` protocol)."""

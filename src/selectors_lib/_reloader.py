@@ -138,6 +138,10 @@ class FileReloader:
         # reload the same state twice or interleave their bookkeeping.
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Whether the current run of changes was reported as not settling (once).
+        self._unsettled_warned = False
+        # True while polling as a thread or a task: their stop ends a settle wait.
+        self._watching = False
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -149,7 +153,8 @@ class FileReloader:
         A file modified less than ``settle`` seconds ago is watched until it has
         stayed the same for ``settle`` seconds (this call waits that long, at
         most a few ``settle`` periods while a writer keeps writing; then it
-        returns False and the next check tries again).
+        returns False and the next check tries again). A file that never stays
+        unchanged that long is never applied; that is logged once, as a warning.
 
         Never raises for a bad file: the error is logged, kept in
         :attr:`last_error` and emitted by the router as a failed reload event.
@@ -159,7 +164,20 @@ class FileReloader:
         """
         with self._lock:
             current = self._settled()
-            if isinstance(current, _Unsettled) or current == self._seen:
+            if isinstance(current, _Unsettled):
+                if not self._unsettled_warned and not self._stop.is_set():
+                    # Otherwise a file rewritten more often than `settle` is
+                    # silently never applied.
+                    self._unsettled_warned = True
+                    self.log.warning(
+                        "%s keeps changing: not applied until it stays unchanged for %gs "
+                        "(replace configuration files by atomic rename)",
+                        self.path,
+                        self.settle,
+                    )
+                return False
+            self._unsettled_warned = False  # settled: a later storm is reported again
+            if current == self._seen:
                 return False
             # Remember it before reloading: a broken state is tried once only.
             self._seen = current
@@ -216,8 +234,8 @@ class FileReloader:
         return current
 
     def _pause(self, seconds: float) -> bool:
-        """Sleep; True when the polling thread is being stopped meanwhile."""
-        if self._thread is not None:
+        """Sleep; True when the polling thread or task is being stopped meanwhile."""
+        if self._watching:
             return self._stop.wait(seconds)
         time.sleep(seconds)
         return False
@@ -233,6 +251,7 @@ class FileReloader:
         if self._thread is not None or self._task is not None:
             raise RuntimeError("this FileReloader is already running")
         self._stop.clear()
+        self._watching = True
         self._thread = threading.Thread(
             target=self._loop, name=f"selectors-reload:{self.path.name}", daemon=True
         )
@@ -248,6 +267,8 @@ class FileReloader:
         self._stop.set()
         if thread is not None:
             thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._watching = False  # a manual check() may wait for a file to settle again
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -271,13 +292,28 @@ class FileReloader:
         """Poll until cancelled, without blocking the event loop.
 
         Each check (file read, parse, table build) runs in a worker thread, so
-        requests on the loop keep being served during a reload.
+        requests on the loop keep being served during a reload. Cancelling the
+        task ends a wait for the file to settle at once (nothing is applied
+        afterwards); a reload already under way finishes first.
         """
         import asyncio  # here, not at import: threads-only users never load it
 
-        while True:
-            await asyncio.sleep(self.interval)
-            await asyncio.to_thread(self.check)
+        self._stop.clear()
+        self._watching = True
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                pending = asyncio.ensure_future(asyncio.to_thread(self.check))
+                try:
+                    await asyncio.shield(pending)
+                except asyncio.CancelledError:
+                    # Stop a settle wait now (nothing is applied after the task
+                    # ends); a reload already under way finishes first.
+                    self._stop.set()
+                    await asyncio.wait([pending])
+                    raise
+        finally:
+            self._watching = False
 
     async def __aenter__(self) -> FileReloader:
         if self._thread is not None or self._task is not None:

@@ -186,7 +186,9 @@ class OTelObserver(MetricsObserver):
         if event.healthy:
             self.readmissions.add(1, {ENDPOINT: event.endpoint_id})
         else:
-            self.ejections.add(1, {ENDPOINT: event.endpoint_id, REASON: event.reason or "unknown"})
+            self.ejections.add(
+                1, {ENDPOINT: event.endpoint_id, REASON: self.reason_label(event.reason)}
+            )
 
     def on_reload(self, event: ReloadEvent) -> None:
         """Count the reload by result."""

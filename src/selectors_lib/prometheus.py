@@ -214,7 +214,7 @@ class PrometheusObserver(MetricsObserver):
         if event.healthy:
             self.readmissions.labels(event.endpoint_id).inc()
         else:
-            self.ejections.labels(event.endpoint_id, event.reason or "unknown").inc()
+            self.ejections.labels(event.endpoint_id, self.reason_label(event.reason)).inc()
 
     def on_reload(self, event: ReloadEvent) -> None:
         """Count the reload by result."""

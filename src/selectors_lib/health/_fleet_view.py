@@ -16,7 +16,7 @@ from selectors_lib._fingerprint import config_fingerprint
 from selectors_lib._pool import EndpointHealth
 from selectors_lib._router import RouterConfig
 
-from ._lease import FleetStore
+from ._lease import FleetStore, fence_of
 from ._settings import HealthSettings
 from ._shared_settings import SharedSettings
 from ._snapshot import FleetSnapshot, SnapshotError, decode_snapshot
@@ -97,8 +97,8 @@ def fleet_report(config: RouterConfig) -> dict[str, Any]:
     now = time.time()
     leader = None
     if holder:
-        fence, _, name = holder.partition(":")
-        leader = {"instance": name, "fence": int(fence) if fence.isdigit() else 0, "ttl_ms": ttl}
+        name = holder.partition(":")[2]
+        leader = {"instance": name, "fence": fence_of(holder), "ttl_ms": ttl}
     snapshot: dict[str, Any] | None = None
     if data is not None:
         try:

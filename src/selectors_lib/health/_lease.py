@@ -41,7 +41,7 @@ import attrs
 
 from ._shared_settings import SharedSettings
 
-__all__ = ["FleetStore", "LeaseState", "PublishResult", "StoreError"]
+__all__ = ["FleetStore", "LeaseState", "PublishResult", "StoreError", "fence_of"]
 
 #: What a store call can raise when the store is unreachable or misbehaves.
 StoreError = (redis.RedisError, OSError)
@@ -70,9 +70,10 @@ _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {0, redis.call('GET', KEYS[3]) or '0'}
 end
-local current = redis.call('GET', KEYS[3]) or '0'
-if tonumber(ARGV[2]) <= tonumber(current) then
-  return {-1, current}
+-- A stored generation that is not a number (written by someone else) counts as 0.
+local stored = redis.call('GET', KEYS[3]) or '0'
+if tonumber(ARGV[2]) <= (tonumber(stored) or 0) then
+  return {-1, stored}
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[2])
@@ -114,8 +115,7 @@ class LeaseState:
     @property
     def fence(self) -> int:
         """The holder's fencing number (0 when unknown)."""
-        head = self.holder.partition(":")[0]
-        return int(head) if head.isdigit() and len(head) < 20 else 0
+        return fence_of(self.holder)
 
 
 @attrs.frozen
@@ -135,7 +135,17 @@ class PublishResult:
 
 def _int(value: object) -> int:
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    return int(text) if text.isdigit() and len(text) < 20 else 0
+    return _digits(text)
+
+
+def fence_of(holder: str) -> int:
+    """The fencing number of a lease token ``<fence>:<instance>`` (0 when malformed)."""
+    return _digits(holder.partition(":")[0])
+
+
+def _digits(text: str) -> int:
+    """A counter the store holds: 1 to 19 ASCII digits, or 0 (``"²".isdigit()`` is true)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else 0
 
 
 def _text(value: object) -> str:
@@ -216,12 +226,12 @@ class FleetStore:
 
     def current(self) -> bytes | None:
         """The stored snapshot's bytes, if any (bounded by the settings' size cap)."""
-        size = self.client.strlen(self.snapshot_key)
-        if int(size) > self.settings.max_snapshot_bytes:
-            # Read nothing that large: the decoder would reject it anyway.
-            return b"x" * (self.settings.max_snapshot_bytes + 1)
-        value = self.client.get(self.snapshot_key)
-        return value if isinstance(value, bytes) else None
+        # One bounded read: at most one byte past the cap, so the decoder sees
+        # "too large" without the whole value being read, even if it was replaced
+        # a moment ago (a size check, then a GET, would read the new one whole).
+        # A missing key reads as empty, like an empty value: nothing published.
+        value = self.client.getrange(self.snapshot_key, 0, self.settings.max_snapshot_bytes)
+        return value if isinstance(value, bytes) and value else None
 
     def lease_holder(self) -> tuple[str, int]:
         """``(holder token, milliseconds left)``; ``("", 0)`` without a leader."""
@@ -257,7 +267,7 @@ class FleetStore:
                 continue
             try:
                 record = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting fits in 4 KiB
                 continue
             if isinstance(record, dict):
                 yield _text(key)[len(self.instance_prefix) :], record

@@ -543,7 +543,10 @@ class HealthMonitor:
             except Exception:
                 _log.exception("closing probe %s failed", probe.name)
         if self._plane is not None:
-            self._plane.close()  # bounded by the store's timeout
+            # On the plane's own thread, after the store call a cancelled round
+            # left running there (it could otherwise take the lease after the
+            # release), and off the event loop (close waits on the store).
+            await loop.run_in_executor(self._plane._executor, self._plane.close)
 
     async def __aenter__(self) -> HealthMonitor:
         if self._task is not None and not self._task.done():

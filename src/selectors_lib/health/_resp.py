@@ -34,6 +34,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 
 import attrs
 
@@ -220,6 +221,14 @@ class ReplyParser:
 
 #: Name lookups of asyncio checks in flight at most (each on a daemon thread).
 _LOOKUPS = threading.BoundedSemaphore(8)
+#: Checks waiting on one lookup at most; more fail at once.
+_MAX_WAITERS = 8
+_Notify = Callable[[list[str], OSError | None], None]
+#: The lookup in flight for each (host, port), as the callbacks of its waiters: a
+#: name whose lookup hangs holds one thread and one slot, however many rounds
+#: ask for it, instead of a new one per round until no other name can be looked up.
+_PENDING: dict[tuple[str, int], list[_Notify]] = {}
+_PENDING_LOCK = threading.Lock()
 
 
 async def _aconnect(target: RedisTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -228,7 +237,8 @@ async def _aconnect(target: RedisTarget) -> tuple[asyncio.StreamReader, asyncio.
     ``asyncio.open_connection`` resolves names on the loop's default executor,
     which the application shares: a lookup that hangs (no socket timeout bounds
     it) would hold one of its threads per check. Here a lookup runs on a daemon
-    thread of its own, a few at most, and the caller's deadline abandons it.
+    thread of its own, a few at most and one per name (later checks of that
+    name wait for the same answer), and the caller's deadline abandons it.
     """
     try:
         ipaddress.ip_address(target.host)
@@ -250,8 +260,6 @@ async def _aconnect(target: RedisTarget) -> tuple[asyncio.StreamReader, asyncio.
 
 
 async def _resolve(host: str, port: int) -> list[str]:
-    if not _LOOKUPS.acquire(blocking=False):
-        raise RespError("too many name lookups in flight")
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[list[str]] = loop.create_future()
 
@@ -263,23 +271,47 @@ async def _resolve(host: str, port: int) -> list[str]:
         else:
             answer.set_result(addresses)
 
-    def lookup() -> None:
-        addresses: list[str] = []
-        error: OSError | None = None
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
-        except OSError as exc:
-            error = exc
-        except Exception as exc:  # UnicodeError for a bad name: still this check's failure
-            error = RespError(f"bad host name: {exc}")
-        finally:
-            _LOOKUPS.release()
+    def notify(addresses: list[str], error: OSError | None) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             loop.call_soon_threadsafe(settle, addresses, error)
 
-    threading.Thread(target=lookup, name="selectors-lib-resolve", daemon=True).start()
+    key = (host, port)
+    with _PENDING_LOCK:
+        waiters = _PENDING.get(key)
+        if waiters is not None:
+            if len(waiters) >= _MAX_WAITERS:
+                raise RespError("previous name lookup still running")
+            waiters.append(notify)
+            start = False
+        elif not _LOOKUPS.acquire(blocking=False):
+            raise RespError("too many name lookups in flight")
+        else:
+            _PENDING[key] = [notify]
+            start = True
+    if start:
+        threading.Thread(
+            target=_lookup, args=(host, port), name="selectors-lib-resolve", daemon=True
+        ).start()
     return await answer
+
+
+def _lookup(host: str, port: int) -> None:
+    """Resolve on this (daemon) thread, then answer everyone waiting for it."""
+    addresses: list[str] = []
+    error: OSError | None = None
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    except OSError as exc:
+        error = exc
+    except Exception as exc:  # UnicodeError for a bad name: still this check's failure
+        error = RespError(f"bad host name: {exc}")
+    finally:
+        with _PENDING_LOCK:
+            waiters = _PENDING.pop((host, port), [])
+        _LOOKUPS.release()
+    for notify in waiters:
+        notify(addresses, error)
 
 
 def _printable(data: bytes) -> str:

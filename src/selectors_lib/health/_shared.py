@@ -58,6 +58,9 @@ _log = logging.getLogger("selectors_lib.health.shared")
 MODES: tuple[str, ...] = ("leader", "follower", "local")
 #: How long the listener waits for a message before checking whether to stop.
 _LISTEN_POLL = 0.2
+#: Distinct invalid snapshots logged at most per window of this many seconds.
+_MAX_REJECTED = 10
+_REJECTED_WINDOW = 60.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 
 
@@ -122,7 +125,9 @@ class SharedPlane:
         self._store_generation = 0
         self._must_publish = True
         self._published: tuple[tuple[str, bool, str | None], ...] | None = None
-        self._rejected = ""
+        self._rejected: set[str] = set()
+        self._rejected_since = time.monotonic()
+        self._drift: tuple[str, str, str] | None = None
         # Orders the application of snapshots (listener thread vs round thread).
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -305,8 +310,14 @@ class SharedPlane:
             snapshot = decode_snapshot(data, max_bytes=self.settings.max_snapshot_bytes)
         except SnapshotError as exc:
             message = f"{source}: {exc}"
-            if message != self._rejected:  # once per distinct problem, not per message
-                self._rejected = message
+            now = time.monotonic()
+            if now - self._rejected_since > _REJECTED_WINDOW:
+                self._rejected.clear()
+                self._rejected_since = now
+            # Once per distinct problem, and a few per window: whoever floods the
+            # channel with varied garbage does not flood the log with it.
+            if message not in self._rejected and len(self._rejected) < _MAX_REJECTED:
+                self._rejected.add(message)
                 _log.warning("ignored an invalid snapshot from %s", message)
             return
         with self._lock:
@@ -318,7 +329,11 @@ class SharedPlane:
             self._adopt(snapshot)
             self._generation = snapshot.generation
             self._leader = snapshot.leader
-            if snapshot.fingerprint != self.fingerprint:
+            drift = (snapshot.leader, snapshot.fingerprint, self.fingerprint)
+            if snapshot.fingerprint != self.fingerprint and drift != self._drift:
+                # Once per distinct drift, not per snapshot: a rolling deploy (or
+                # anyone who can publish) would otherwise flood the log.
+                self._drift = drift
                 _log.warning(
                     "leader %s serves configuration %s, this instance %s",
                     snapshot.leader,
