@@ -83,3 +83,14 @@ def test_round_trip_keeps_the_dialect_and_re2_leaves_java_patterns_to_re() -> No
     field = {"regex": r"(?<=a|bc)x|ax", "syntax": "java"}
     router = Router(load_config(_config(field, regex_engine="re2")))
     assert router.select(Criteria(application="ax")).url == "http://hit.example.com"
+
+
+def test_a_pattern_that_translates_to_huge_python_text_is_refused_not_compiled() -> None:
+    # One \b is ~32,000 characters of Python lookarounds: 20 of them (a
+    # 40-character pattern) took seconds to compile, 500 took minutes.
+    assert _routes({"regex": r".*\bprod\b.*", "syntax": "java"}, "a prod b")
+    with pytest.raises(ConfigError) as info:
+        load_config(_config({"regex": ["ok", r"\b" * 20], "syntax": "java"}))
+    ((issue,),) = [info.value.issues]
+    assert issue.path == "routes[0].match.application.regex[1]"
+    assert "too complex" in issue.message
