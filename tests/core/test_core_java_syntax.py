@@ -94,3 +94,25 @@ def test_a_pattern_that_translates_to_huge_python_text_is_refused_not_compiled()
     ((issue,),) = [info.value.issues]
     assert issue.path == "routes[0].match.application.regex[1]"
     assert "too complex" in issue.message
+
+
+def test_final_sigma_reads_only_the_sigmas_own_word() -> None:
+    # Each sigma used to scan the whole value for its word's letters: quadratic,
+    # a quarter second for one 4 KiB "Σ Σ Σ ..." request value under
+    # case: lower, syntax: java (the converter's application and account rules).
+    from selectors_lib._javaregex import _case
+
+    class Counted(list[int]):
+        reads = 0
+
+        def __getitem__(self, i: Any) -> Any:
+            Counted.reads += 1
+            return super().__getitem__(i)
+
+    text = "ΑΣ " * 600
+    points = [ord(c) for c in text]
+    segments = Counted(_case._segments(points))
+    finals = [_case._final_sigma(points, i, segments) for i in range(1, len(text), 3)]
+    assert finals == [True] * 600
+    assert Counted.reads <= 8 * 600
+    assert _case.to_lower_root(text) == "ας " * 600
