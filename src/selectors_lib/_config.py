@@ -376,11 +376,22 @@ def _match(check: Checker, raw: object, path: str, settings: Settings) -> Match 
                 good = False
                 continue
             attributes: Mapping[object, object] = spec
+            # Requests' attribute names are lowercased: two spellings of one
+            # name would be one value tested twice (AND), not two attributes.
+            spelled: dict[str, str] = {}
             for name, attr_spec in attributes.items():
                 if not isinstance(name, str) or not name:
                     check.error(
                         f"{path}.attributes",
                         f"attribute names must be non-empty strings, got {show(name)}",
+                    )
+                    good = False
+                    continue
+                first = spelled.setdefault(name.lower(), name)
+                if first != name:
+                    check.error(
+                        join(f"{path}.attributes", name),
+                        f"the same attribute as {show(first)}: names ignore case",
                     )
                     good = False
                     continue

@@ -239,6 +239,22 @@ def test_two_defaults_and_duplicate_names() -> None:
     ]
 
 
+def test_attribute_names_differing_only_in_case_are_one_attribute() -> None:
+    # Requests' attribute names are lowercased, so X-T and x-t name one value:
+    # loaded as two fields, the rule needed it to be "a" and "b" at once and
+    # the shadowing analysis warned that a later x-t rule could never win.
+    data = {
+        "endpoints": {"e": "http://e.test"},
+        "routes": [
+            {"name": "r", "match": {"attributes": {"X-T": "a", "x-t": "b"}}, "target": "e"},
+            {"name": "d", "default": True, "target": "e"},
+        ],
+    }
+    assert errors(data) == [
+        "routes[0].match.attributes.x-t: the same attribute as 'X-T': names ignore case"
+    ]
+
+
 def test_duplicate_names_are_reported_even_in_broken_rules() -> None:
     # All errors at once: fixing the other errors must not reveal a duplicate.
     data = {

@@ -83,3 +83,36 @@ def test_round_trip_keeps_the_dialect_and_re2_leaves_java_patterns_to_re() -> No
     field = {"regex": r"(?<=a|bc)x|ax", "syntax": "java"}
     router = Router(load_config(_config(field, regex_engine="re2")))
     assert router.select(Criteria(application="ax")).url == "http://hit.example.com"
+
+
+def test_a_pattern_that_translates_to_huge_python_text_is_refused_not_compiled() -> None:
+    # One \b is ~32,000 characters of Python lookarounds: 20 of them (a
+    # 40-character pattern) took seconds to compile, 500 took minutes.
+    assert _routes({"regex": r".*\bprod\b.*", "syntax": "java"}, "a prod b")
+    with pytest.raises(ConfigError) as info:
+        load_config(_config({"regex": ["ok", r"\b" * 20], "syntax": "java"}))
+    ((issue,),) = [info.value.issues]
+    assert issue.path == "routes[0].match.application.regex[1]"
+    assert "too complex" in issue.message
+
+
+def test_final_sigma_reads_only_the_sigmas_own_word() -> None:
+    # Each sigma used to scan the whole value for its word's letters: quadratic,
+    # a quarter second for one 4 KiB "Σ Σ Σ ..." request value under
+    # case: lower, syntax: java (the converter's application and account rules).
+    from selectors_lib._javaregex import _case
+
+    class Counted(list[int]):
+        reads = 0
+
+        def __getitem__(self, i: Any) -> Any:
+            Counted.reads += 1
+            return super().__getitem__(i)
+
+    text = "ΑΣ " * 600
+    points = [ord(c) for c in text]
+    segments = Counted(_case._segments(points))
+    finals = [_case._final_sigma(points, i, segments) for i in range(1, len(text), 3)]
+    assert finals == [True] * 600
+    assert Counted.reads <= 8 * 600
+    assert _case.to_lower_root(text) == "ας " * 600

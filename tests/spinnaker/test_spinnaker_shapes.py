@@ -398,3 +398,32 @@ def test_orca_criteria_are_normalised_as_orca_does() -> None:
     assert ro.select(orca_criteria(cloud_provider="Titus")).url.startswith(
         "http://spin-clouddriver-ro-k8s"
     )
+
+
+def test_aliased_spellings_are_searched_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    # YAML aliases share one mapping under many spellings of a property name
+    # (relaxed binding: c-louddriver is clouddriver): the search used to walk
+    # every path through them, keys**depth visits (30*21*21 here; 400
+    # spellings a level took minutes).
+    from selectors_lib.spinnaker import _spring
+
+    def spelled(word: str, value: object) -> dict[str, object]:
+        return {
+            word[:i] + "-" * n + word[i:]: value for n in (1, 2, 3) for i in range(1, len(word))
+        }
+
+    shared = spelled("clouddriver", spelled("readonly", spelled("baseUrls", None)))
+    text = yaml.safe_dump(shared)
+    assert "&id" in text  # the shared mappings are written once, as anchors
+    calls = 0
+    normal = _spring._normal
+
+    def counted(name: str) -> str:
+        nonlocal calls
+        calls += 1
+        return normal(name)
+
+    monkeypatch.setattr(_spring, "_normal", counted)
+    with pytest.raises(ConfigError, match="no clouddriver URL"):
+        from_orca_config(yaml.safe_load(text))
+    assert calls < 1000

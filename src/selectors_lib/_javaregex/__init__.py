@@ -16,7 +16,21 @@ from ._case import equals_ignore_case, to_lower_root
 from ._nodes import emit
 from ._parser import JavaPatternError, parse
 
-__all__ = ["JavaPatternError", "compile_java", "equals_ignore_case", "to_lower_root", "translate"]
+__all__ = [
+    "MAX_TRANSLATED_LENGTH",
+    "JavaPatternError",
+    "compile_java",
+    "equals_ignore_case",
+    "to_lower_root",
+    "translate",
+]
+
+#: The longest Python text a pattern may translate to. Some short constructs
+#: expand a lot (one ``\b`` is about 32,000 characters of lookarounds over the
+#: JDK's letter tables), and ``re.compile`` costs about as much per character:
+#: without a bound, a 100-character pattern took seconds to load and a
+#: 1,000-character one minutes. At this size compiling takes under a second.
+MAX_TRANSLATED_LENGTH = 1 << 18
 
 
 @functools.lru_cache(maxsize=1024)
@@ -28,9 +42,16 @@ def translate(pattern: str) -> str:
     """
     root, _groups = parse(pattern)
     try:
-        return emit(root)
+        text = emit(root)
     except RecursionError:
         raise JavaPatternError(f"groups nest too deeply: {pattern!r:.200}") from None
+    if len(text) > MAX_TRANSLATED_LENGTH:
+        raise JavaPatternError(
+            f"too complex: {pattern!r:.200} translates to {len(text):,} characters of "
+            f"Python regex (at most {MAX_TRANSLATED_LENGTH:,}); use fewer \\b, \\B or "
+            "Unicode classes"
+        )
+    return text
 
 
 def compile_java(pattern: str) -> re.Pattern[str]:

@@ -179,8 +179,14 @@ class _Parser(ClassReader):
         if c == "R":
             return _LINE_ENDING
         if c in {"b", "B"}:
-            if self.peek() == 0x7B:
-                raise self.error("\\b{g} (grapheme cluster boundaries) is not supported")
+            # As JDK 17: only \b reads a following "{", as \b{g}; \b{2} and \B{2}
+            # are boundaries repeated (Java accepts them).
+            if c == "b" and create and self.peek() == 0x7B:
+                if self.skip() == 0x67:
+                    if self.read() == 0x7D:
+                        raise self.error("\\b{g} (grapheme cluster boundaries) is not supported")
+                    raise self.error("Illegal/unsupported escape sequence")
+                self.cursor -= 2
             return self.bound(c == "b")
         if c == "X":
             raise self.error("\\X (grapheme clusters) is not supported")

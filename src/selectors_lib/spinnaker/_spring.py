@@ -271,21 +271,32 @@ def lookup(node: object, path: Sequence[str]) -> object:
     Returns:
         The value, or ``None`` when absent.
     """
-    if not path:
+    return _lookup(node, tuple(_normal(p) for p in path), {})
+
+
+def _lookup(node: object, wanted: tuple[str, ...], done: dict[tuple[int, int], object]) -> object:
+    # ``done``: the answer per (mapping, remaining depth). YAML aliases share one
+    # mapping under many keys (Base-Url, base_url, ...); without it a small
+    # document made the search visit keys**depth paths (minutes at 400 keys).
+    if not wanted:
         return node
     if not isinstance(node, Mapping):
         return None
-    wanted = [_normal(p) for p in path]
+    memo = (id(node), len(wanted))
+    if memo in done:
+        return done[memo]
+    found: object = None
     for key, value in node.items():
         if not isinstance(key, str):
             continue
-        parts = [_normal(p) for p in key.split(".")]
+        parts = tuple(_normal(p) for p in key.split("."))
         if len(parts) > len(wanted) or parts != wanted[: len(parts)]:
             continue
-        found = lookup(value, path[len(parts) :])
+        found = _lookup(value, wanted[len(parts) :], done)
         if found is not None:
-            return found
-    return None
+            break
+    done[memo] = found
+    return found
 
 
 def mapping_at(root: Mapping[str, Any], path: Sequence[str]) -> Mapping[Any, Any] | None:
