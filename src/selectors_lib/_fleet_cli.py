@@ -9,18 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from ._cli_output import _document, _safe, _Style, _table, _UsageError
 from ._config import load_config
 from ._router import Router
-from .cli import (
-    EXIT_INVALID,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    _document,
-    _safe,
-    _Style,
-    _table,
-    _UsageError,
-)
+from .cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from .health._fleet_view import ejections, fleet_report, fleet_verdicts
 
 __all__ = ["cmd_fleet", "fleet_health"]

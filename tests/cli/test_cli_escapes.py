@@ -75,7 +75,7 @@ def test_dump_escapes_every_control_character_and_loads_again(
 def test_any_rule_name_is_printed_safely(name: str) -> None:
     import io
 
-    from selectors_lib.cli import _document
+    from selectors_lib._cli_output import _document
 
     for as_json in (True, False):
         out = io.StringIO()
