@@ -78,3 +78,40 @@ def test_core_imports_no_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# The command line's private helpers are above the core, like cli.py itself.
+_CLI_MODULES = {"__main__", "_cli_output", "_demo", "_fleet_cli", "_simulate"}
+_ABOVE_CORE = {"asgi", "cli", "consistency", "gateway", "httpx", "otel", "prometheus", "spinnaker"}
+_NETWORK_CLIENTS = {"aiohttp", "httptools", "httpx", "redis", "starlette", "uvicorn"}
+# The loader parses the health: and gateway: sections with their own settings
+# modules (pure validation, imported when a configuration has the section).
+_SETTINGS_ONLY = {"health._settings", "gateway._settings"}
+
+
+def test_the_core_imports_nothing_above_it_and_no_network_client() -> None:
+    import ast
+
+    package = Path(selectors_lib.__file__).parent
+    problems = []
+    for path in sorted(package.glob("_*.py")):
+        if path.stem in _CLI_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.level == 1:
+                    names = [node.module]
+                elif node.module.startswith("selectors_lib."):
+                    names = [node.module.removeprefix("selectors_lib.")]
+                elif node.level == 0:
+                    names = ["<ext>" + node.module]
+            elif isinstance(node, ast.Import):
+                names = ["<ext>" + alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("<ext>"):
+                    if name[5:].split(".")[0] in _NETWORK_CLIENTS:
+                        problems.append(f"{path.name} imports {name[5:]}")
+                elif name.split(".")[0] in _ABOVE_CORE | {"health"} and name not in _SETTINGS_ONLY:
+                    problems.append(f"{path.name} imports {name}")
+    assert problems == []
