@@ -197,6 +197,7 @@ def scale_table(sizes: list[int], algorithm: str | None, max_rss_mib: float) -> 
 def cache_table(quick: bool) -> None:
     from selectors_lib import Criteria, Router
     from selectors_lib._config import parse_config
+    from selectors_lib._snapshot import ADMIT_EVERY
 
     size = 4096
     data = scale_config(1000, "jump")
@@ -233,7 +234,8 @@ def cache_table(quick: bool) -> None:
             plain.append(run(uncached, fresh(2 * k + 1)))
             miss.append(run(cached, fresh(2 * k)))
     warm = fresh(-2, 1000)
-    for _ in range(3 * 8):  # a full cache admits one miss in 8: repeat until all are in
+    # A full cache admits one miss in ADMIT_EVERY: repeat until (nearly) all are in.
+    for _ in range(4 * ADMIT_EVERY):
         run(cached, warm)
     hit_same = min(run(cached, warm * 10) for _ in range(rounds))
     equal = [
