@@ -65,21 +65,23 @@ class Scorer:
     __slots__ = ("_canon", "_seeds", "_uniform", "_weights")
 
     def __init__(self, hosts: tuple[str, ...], weights: tuple[int, ...]) -> None:
-        canon = sorted(range(len(hosts)), key=lambda i: encode(hosts[i]))
+        # Tuples, not lists: the collector stops tracking a tuple of numbers, and a
+        # 100k-rule configuration holds one scorer per pool.
+        canon = tuple(sorted(range(len(hosts)), key=lambda i: encode(hosts[i])))
         self._canon = canon
-        self._seeds = [xxh64(encode(hosts[i])) for i in canon]
-        self._weights = [float(weights[i]) for i in canon]
+        self._seeds = tuple([xxh64(encode(hosts[i])) for i in canon])
+        self._weights = tuple([float(weights[i]) for i in canon])
         self._uniform = len(set(weights)) == 1
 
     @property
     def canon(self) -> tuple[int, ...]:
         """Host indices in canonical order (host key bytes): the order ties are settled in."""
-        return tuple(self._canon)
+        return self._canon
 
     @property
     def seeds(self) -> tuple[int, ...]:
         """Each host's seed ``xxHash64(host)``, in :attr:`canon` order."""
-        return tuple(self._seeds)
+        return self._seeds
 
     @property
     def uniform(self) -> bool:
