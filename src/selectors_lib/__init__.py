@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._config import config_to_dict, load_config, load_router
 from ._criteria import FIELDS, Attributes, Criteria
 from ._errors import ConfigError, ConfigIssue, NoEndpointError, SelectorsError
 from ._events import (
@@ -28,16 +27,36 @@ from ._fingerprint import config_fingerprint
 from ._match import FieldMatch, Match
 from ._pool import Endpoint, EndpointHealth, Pool
 from ._router import Decision, Router, RouterConfig, Rule, RuleTrace, Settings
+from ._router import install_loader as _install_loader
 
 if TYPE_CHECKING:
+    from ._config import config_to_dict, load_config, load_router
     from ._headers import HeaderMapping
     from ._reloader import FileReloader
 
 __version__ = "0.1.0"
 
 # Public names whose modules select() never needs, imported on first use:
-# the reloader pulls in asyncio (about half the import time).
-_LAZY = {"FileReloader": "._reloader", "HeaderMapping": "._headers"}
+# the reloader pulls in asyncio (about half the import time), the loader its
+# validators, JSON/YAML readers and the Java dialect's tables.
+_LAZY = {
+    "FileReloader": "._reloader",
+    "HeaderMapping": "._headers",
+    "config_to_dict": "._config",
+    "load_config": "._config",
+    "load_router": "._config",
+}
+
+
+def _load_on_first_reload(source: Any) -> RouterConfig:
+    # Router.reload() works before the loader module is imported: importing
+    # it installs the real loader in place of this one.
+    from ._config import load_config as load
+
+    return load(source)
+
+
+_install_loader(_load_on_first_reload)
 
 
 def __getattr__(name: str) -> Any:

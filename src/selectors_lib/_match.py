@@ -29,8 +29,6 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from ._criteria import FIELDS, Criteria
-from ._javaregex import equals_ignore_case, to_lower_root
-from ._javaregex._charset import java_lower, java_upper
 from ._regex import Pattern
 
 __all__ = [
@@ -50,12 +48,29 @@ CASE_MODES: tuple[str, ...] = ("sensitive", "lower", "ignore")
 SYNTAXES: tuple[str, ...] = ("re", "java")
 
 
+# The Java dialect's case tables are a quarter of the package's import time
+# and most configurations never use them: they are imported on first use.
+
+
+def equals_ignore_case(a: str, b: str) -> bool:
+    """Java's ``String.equalsIgnoreCase``: same length, each char equal under simple case maps."""
+    from ._javaregex import equals_ignore_case as java_equals_ignore_case
+
+    return java_equals_ignore_case(a, b)
+
+
 def lowering(syntax: str) -> Callable[[str], str]:
     """The ``lower`` rule of a dialect: ``str.lower``, or Java's ``toLowerCase(Locale.ROOT)``."""
-    return to_lower_root if syntax == "java" else str.lower
+    if syntax == "java":
+        from ._javaregex import to_lower_root
+
+        return to_lower_root
+    return str.lower
 
 
 def _fold_char(c: str) -> str:
+    from ._javaregex._charset import java_lower, java_upper
+
     # The JDK's simple mappings, as equals_ignore_case compares with.
     return chr(java_lower(java_upper(ord(c))))
 
@@ -76,8 +91,13 @@ class _FoldTable(dict[int, str]):
 
 _FOLD_TABLE = _FoldTable()
 # For ASCII the fold is plain lower(), which is far faster than translate();
-# checked here rather than assumed, should the case mappings ever change.
-_ASCII_FOLD_IS_LOWER = all(_fold_char(chr(i)) == chr(i).lower() for i in range(128))
+# checked on first use rather than assumed, should the case mappings ever change.
+_ASCII_FOLD_IS_LOWER: list[bool] = []  # empty until checked
+
+
+def _check_ascii_fold() -> list[bool]:
+    _ASCII_FOLD_IS_LOWER[:] = [all(_fold_char(chr(i)) == chr(i).lower() for i in range(128))]
+    return _ASCII_FOLD_IS_LOWER
 
 
 def fold_case(value: str) -> str:
@@ -96,7 +116,7 @@ def fold_case(value: str) -> str:
     Returns:
         The folded string, as long as ``value``.
     """
-    if _ASCII_FOLD_IS_LOWER and value.isascii():
+    if value.isascii() and (_ASCII_FOLD_IS_LOWER or _check_ascii_fold())[0]:
         return value.lower()
     return value.translate(_FOLD_TABLE)
 
@@ -211,8 +231,10 @@ class FieldMatch:
 
             return any_pattern
         if self.case == "ignore":
+            from ._javaregex import equals_ignore_case as java_equals_ignore_case
+
             values = self.equals
-            return lambda v: v is not None and any(equals_ignore_case(v, x) for x in values)
+            return lambda v: v is not None and any(java_equals_ignore_case(v, x) for x in values)
         # Membership only: a set never decides an order here. With case "lower"
         # only the request value is lowercased: a configured value with capitals
         # never matches, exactly as such a Spinnaker pattern.

@@ -168,14 +168,24 @@ class PoolState:
         self.pool = pool
         self._table = table
         self._by_id = {e.id: e for e in pool.endpoints}
-        down = {e.id: h for e in pool.endpoints if not (h := health.get(e.id, _UP)).healthy}
+        # A router's first snapshot has no health yet: at 100k pools the
+        # shortcuts below are a tenth of Router().
+        down = (
+            {e.id: h for e in pool.endpoints if not (h := health.get(e.id, _UP)).healthy}
+            if health
+            else {}
+        )
         self.down: Mapping[str, EndpointHealth] = down
         live = len(pool.endpoints) - len(down)
         # All down always panics: routing somewhere beats routing nowhere.
         self.panic = bool(down) and (live == 0 or live < pool.panic_threshold * len(pool.endpoints))
-        self._live = tuple(e for e in pool.endpoints if e.id not in down or self.panic)
+        self._live = (
+            tuple([e for e in pool.endpoints if e.id not in down or self.panic])
+            if down
+            else pool.endpoints
+        )
         self._getters: tuple[tuple[str, Callable[[Criteria], str | None]], ...] = tuple(
-            (source, getter(source)) for source in pool.hash_on
+            [(source, getter(source)) for source in pool.hash_on]
         )
         self._counter = itertools.count()
 

@@ -28,7 +28,7 @@ MAX_CACHED_CHARS = 1024
 
 
 #: A full decision cache stores one miss in this many (see ``Snapshot``).
-ADMIT_EVERY = 8
+ADMIT_EVERY = 32
 
 #: The decision cache's key: a criteria's values, in field order.
 CacheKey = tuple[
@@ -169,7 +169,21 @@ class Snapshot:
     def remember(self, key: CacheKey, endpoint: Endpoint) -> None:
         """Cache a decision (unless its criteria are huge), evicting the oldest beyond the size."""
         cache = self.cache
-        if cache is None or not _cacheable(key):
+        if cache is None:
+            return
+        # _cacheable(key), inline: this runs on every store of a full cache.
+        a, b, c, d, e, f, g, h, attributes = key
+        size = (
+            len(a or "")
+            + len(b or "")
+            + len(c or "")
+            + len(d or "")
+            + len(e or "")
+            + len(f or "")
+            + len(g or "")
+            + len(h or "")
+        )
+        if size > MAX_CACHED_CHARS or (attributes and not _cacheable(key)):
             return
         order = self._cache_order
         cache[key] = endpoint

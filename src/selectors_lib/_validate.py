@@ -45,9 +45,16 @@ __all__ = [
 INT32 = (-(2**31), 2**31 - 1)
 #: The longest URL any section accepts.
 MAX_URL_LENGTH = 2048
+_MAX_PORT = 65535
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _HOST_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*:[0-9]{1,5}(/\S*)?")
+# The shape nearly every configured URL has (scheme://host[:port][/path], plain
+# ASCII): urlsplit accepts it with these very parts, so it is checked without
+# parsing. Anything else, and any verdict but "usable", takes the full path.
+_PLAIN_URL = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.\-]*)://[A-Za-z0-9\-._~]+(?::([0-9]{1,5}))?(?:/[A-Za-z0-9\-._~/%]*)?"
+)
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _KINDS: Mapping[type, str] = {
     bool: "a boolean",
@@ -195,6 +202,20 @@ def url_problem(url: str, schemes: Sequence[str] | None = None) -> str | None:
         return "must not be empty"
     if len(url) > MAX_URL_LENGTH:
         return f"longer than {MAX_URL_LENGTH} characters"
+    # A load of 10k rules validates 30k URLs: urlsplit was a fifth of it.
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:
+        scheme, port = plain.group(1, 2)
+        if (port is None or int(port) <= _MAX_PORT) and (
+            schemes is None or (scheme.lower() in schemes and scheme.lower() != "unix")
+        ):
+            return None
+    return _parsed_url_problem(url, schemes)
+
+
+def _parsed_url_problem(url: str, schemes: Sequence[str] | None) -> str | None:
+    # url_problem past its fast path (also its oracle in the tests): non-empty,
+    # at most MAX_URL_LENGTH characters.
     try:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # raises on a bad port

@@ -219,8 +219,17 @@ def test_import_loads_nothing_select_does_not_need() -> None:
     code = (
         "import sys, selectors_lib\n"
         "heavy = ['asyncio', 'tomllib', 'selectors_lib._reloader', 'selectors_lib.health',"
-        " 'selectors_lib.asgi', 'selectors_lib.httpx', 'yaml', 'cachetools', 'logging']\n"
+        " 'selectors_lib.asgi', 'selectors_lib.httpx', 'yaml', 'cachetools', 'logging',"
+        " 'selectors_lib._config', 'selectors_lib._javaregex', 'json', 'pathlib', 'decimal',"
+        " 'urllib.parse']\n"
         "print([m for m in heavy if m in sys.modules])\n"
+        # Reload works before anything imported the loader: the first call imports it.
+        "from selectors_lib._router import _loader\n"
+        "assert _loader[0].__module__ == 'selectors_lib'\n"
+        "d = {'routes': [{'name': 'd', 'default': True,"
+        " 'target': {'endpoints': [{'url': 'https://a.test'}]}}]}\n"
+        "assert _loader[0](d).default.target.endpoints[0].url == 'https://a.test'\n"
+        "assert selectors_lib.load_config.__module__ == 'selectors_lib._config'\n"
         "assert selectors_lib.FileReloader.__name__ == 'FileReloader'\n"
         "assert selectors_lib.HeaderMapping.__name__ == 'HeaderMapping'\n"
         "assert all(hasattr(selectors_lib, n) for n in selectors_lib.__all__)\n"

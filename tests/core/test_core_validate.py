@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selectors_lib import ConfigIssue
-from selectors_lib._validate import Checker, join, kind, show, url_problem
+from selectors_lib._validate import (
+    Checker,
+    _parsed_url_problem,
+    join,
+    kind,
+    show,
+    url_problem,
+)
 
 
 def alias_bomb(levels: int = 8) -> list[Any]:
@@ -109,6 +116,33 @@ def test_join_round_trips_every_key(key: str) -> None:
 )
 def test_url_problem(url: str, schemes: tuple[str, ...] | None, problem: str | None) -> None:
     assert url_problem(url, schemes) == problem
+
+
+_URL_CHARS = "aZ09-._~/%:@[] ?#+\t\né\ud800"
+url_texts = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(
+            ["http", "HTTPS", "unix", "Unix", "redis", "h2c", "a+b.c-d", "1h", "", "é"]
+        ),
+        st.sampled_from(["://", ":", "//", ":///", ""]),
+        st.text(alphabet="aZ09-._~", max_size=6) | st.text(alphabet=_URL_CHARS, max_size=6),
+        st.sampled_from(["", ":", ":0", ":80", ":065535", ":65535", ":65536", ":99999", ":8x"]),
+        st.sampled_from(["", "/", "/a/b.c", "/%41~", "/a b", "?q=1", "#f", "/é"])
+        | st.text(alphabet=_URL_CHARS, max_size=5),
+    ),
+)
+
+
+@settings(max_examples=400)
+@given(
+    url_texts.filter(bool),  # the parser is asked only about non-empty text
+    st.sampled_from([None, ("http", "https"), ("redis", "rediss", "unix"), ("unix",)]),
+)
+def test_url_fast_path_gives_the_parsers_verdict(url: str, schemes: tuple[str, ...] | None) -> None:
+    # The fast path only ever says "usable": it must say so exactly when
+    # urlsplit-based validation does, never hide a problem it would report.
+    assert url_problem(url, schemes) == _parsed_url_problem(url, schemes)
 
 
 def test_checker_url_messages() -> None:

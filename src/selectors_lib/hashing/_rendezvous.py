@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import decimal
 import math
 from itertools import repeat
+from typing import TYPE_CHECKING
 
 from ._base import check_n
 from ._xx import MASK64, encode, key_hash, xxh64
+
+if TYPE_CHECKING:
+    import decimal
 
 __all__ = ["RendezvousTable", "Scorer", "complete_order", "first_top53"]
 
@@ -15,15 +18,18 @@ _TWO_POW_53 = 9007199254740992.0
 # Float scores closer than this (relative) are re-ranked with exact decimal arithmetic,
 # so libm differences between machines (at most an ulp or two) can never flip an order.
 _NEAR = 1e-9
-_EXACT = decimal.Context(prec=60)
 # Up to this many hosts a plain loop beats building a list of hashes in C.
 _LOOP_MAX = 16
 
 
 def _exact_score(top53: int, weight: int) -> decimal.Decimal:
     """``weight / -ln(u)`` with ``u = (top53 + 0.5) / 2**53``, in platform-independent decimal."""
-    u = _EXACT.divide(decimal.Decimal(2 * top53 + 1), decimal.Decimal(2**54))
-    return _EXACT.divide(decimal.Decimal(weight), -_EXACT.ln(u))
+    # Near-ties are rare: decimal is imported by the first one, not with the package.
+    import decimal
+
+    exact = decimal.Context(prec=60)
+    u = exact.divide(decimal.Decimal(2 * top53 + 1), decimal.Decimal(2**54))
+    return exact.divide(decimal.Decimal(weight), -exact.ln(u))
 
 
 def first_top53(hashes: list[int]) -> int:
@@ -59,21 +65,23 @@ class Scorer:
     __slots__ = ("_canon", "_seeds", "_uniform", "_weights")
 
     def __init__(self, hosts: tuple[str, ...], weights: tuple[int, ...]) -> None:
-        canon = sorted(range(len(hosts)), key=lambda i: encode(hosts[i]))
+        # Tuples, not lists: the collector stops tracking a tuple of numbers, and a
+        # 100k-rule configuration holds one scorer per pool.
+        canon = tuple(sorted(range(len(hosts)), key=lambda i: encode(hosts[i])))
         self._canon = canon
-        self._seeds = [xxh64(encode(hosts[i])) for i in canon]
-        self._weights = [float(weights[i]) for i in canon]
+        self._seeds = tuple([xxh64(encode(hosts[i])) for i in canon])
+        self._weights = tuple([float(weights[i]) for i in canon])
         self._uniform = len(set(weights)) == 1
 
     @property
     def canon(self) -> tuple[int, ...]:
         """Host indices in canonical order (host key bytes): the order ties are settled in."""
-        return tuple(self._canon)
+        return self._canon
 
     @property
     def seeds(self) -> tuple[int, ...]:
         """Each host's seed ``xxHash64(host)``, in :attr:`canon` order."""
-        return tuple(self._seeds)
+        return self._seeds
 
     @property
     def uniform(self) -> bool:
