@@ -32,6 +32,8 @@ class RawUpstream(socketserver.ThreadingTCPServer):
         # flood the gateway cut off.
         self.floods: set[str] = set()
         self.cut: list[str] = []
+        # Seconds an early answer's connection stays open, its input unread.
+        self.hold = 0.0
 
     @property
     def url(self) -> str:
@@ -53,8 +55,17 @@ class _Handler(socketserver.BaseRequestHandler):
         head, _, body = data.partition(b"\r\n\r\n")
         early = server.answers.get("early " + head.split(b" ")[1].decode())
         if early is not None:
-            # Answered at once, the body unread (as a server refusing it does).
+            # Answered at once, the body never used (as a server refusing it
+            # does), then a lingering close as nginx and Apache make it: close()
+            # with unread input sends a reset, which may destroy the answer in
+            # the peer's buffers before the peer reads it.
             sock.sendall(early)
+            time.sleep(server.hold)
+            sock.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                sock.settimeout(2)
+                while sock.recv(65536):
+                    pass
             sock.close()
             return
         lower = head.lower()
@@ -356,19 +367,33 @@ def test_a_body_cut_short_after_an_early_answer_never_poisons_a_pooled_connectio
 
 
 def test_an_upstream_refusing_a_streamed_body_early_is_relayed_not_502(
-    gateway: str, upstream: RawUpstream
+    upstream: RawUpstream,
 ) -> None:
-    # The upstream answers 413 on the head and closes without reading the
-    # body: its answer goes back (as nginx relays it), not a 502 that would
-    # also count against a healthy replica.
+    # The upstream answers 413 on the head and stops reading the body: its
+    # answer goes back (as nginx relays it), not a 502 or 504 that would also
+    # count against a healthy replica. It holds the connection open longer
+    # than the gateway waits for a write, so the upload stalls for certain.
+    # (Closing at once with input unread would send a reset, which can destroy
+    # the answer in the gateway's buffers before it is read: no server does
+    # that on purpose, they close lingering.)
     upstream.answers["early /upload"] = (
         b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
         b"too large\n"
     )
-    base = httpx.URL(gateway)
-    assert base.port is not None
+    upstream.hold = 3.0
+    router = load_router(
+        {
+            "endpoints": {"raw": upstream.url},
+            "routes": [{"name": "raw", "default": True, "target": "raw"}],
+        }
+    )
     size = 64 * 1024 * 1024
-    with socket.create_connection((base.host, base.port), timeout=20) as sock:
+    with (
+        serve_asgi(SelectorsProxy(router, timeout=0.5), lifespan="on", proxy=True) as gateway,
+        socket.create_connection(
+            (httpx.URL(gateway).host, httpx.URL(gateway).port or 0), timeout=20
+        ) as sock,
+    ):
         sock.sendall(b"PUT /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
 
         def upload() -> None:
