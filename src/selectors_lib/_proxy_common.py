@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 from ._criteria import Criteria
 from ._events import SelectEvent
@@ -25,6 +26,7 @@ __all__ = [
     "debug_value",
     "decide",
     "has_dot_segment",
+    "publish",
     "strip_hop_by_hop",
     "user_name",
 ]
@@ -223,3 +225,28 @@ def debug_value(endpoint: Endpoint, decision: Decision | None) -> str:
         parts.append(f"rule={_quote(decision.rule)}")
     parts.append(f"endpoint={_quote(endpoint.id)}")
     return "; ".join(parts)
+
+
+def publish(
+    scope: MutableMapping[str, Any],
+    criteria: Criteria,
+    endpoint: Endpoint,
+    decision: Decision | None,
+) -> None:
+    """Leave the request's routing in ``scope["state"]`` for the app (ASGI adapters).
+
+    Args:
+        scope: The ASGI scope.
+        criteria: What the request was routed on.
+        endpoint: Where it goes.
+        decision: The explanation, when the adapter was asked for one.
+    """
+    # The ASGI spec gives each request a shallow copy of the lifespan state,
+    # so writing into it is per-request (and what Starlette's request.state reads).
+    state = scope.get("state")
+    if not isinstance(state, MutableMapping):
+        state = {}
+        scope["state"] = state
+    state[CRITERIA_KEY] = criteria
+    state[ENDPOINT_KEY] = endpoint
+    state[DECISION_KEY] = decision

@@ -31,6 +31,7 @@ from ._proxy_common import (
     ENDPOINT_KEY,
     debug_value,
     decide,
+    publish,
     user_name,
 )
 from ._router import Decision, Router
@@ -81,20 +82,6 @@ def _route(
     criteria = mapping.criteria(scope.get("headers") or (), user=user_getter(scope))
     endpoint, decision = decide(router, criteria, explain=explain)
     return criteria, endpoint, decision
-
-
-def _publish(
-    scope: Scope, criteria: Criteria, endpoint: Endpoint, decision: Decision | None
-) -> None:
-    # The ASGI spec gives each request a shallow copy of the lifespan state,
-    # so writing into it is per-request (and what Starlette's request.state reads).
-    state = scope.get("state")
-    if not isinstance(state, MutableMapping):
-        state = {}
-        scope["state"] = state
-    state[CRITERIA_KEY] = criteria
-    state[ENDPOINT_KEY] = endpoint
-    state[DECISION_KEY] = decision
 
 
 async def _plain(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]]) -> None:
@@ -176,7 +163,7 @@ class SelectorsMiddleware:
             _log.info("no endpoint: %s", exc)
             await _plain(send, 503, _NO_ENDPOINT, [])
             return
-        _publish(scope, criteria, endpoint, decision)
+        publish(scope, criteria, endpoint, decision)
         header = self.debug_header
         if header is None:
             await self.app(scope, receive, send)

@@ -18,16 +18,13 @@ from typing import Any
 
 import attrs
 
-from selectors_lib._criteria import Criteria
 from selectors_lib._errors import NoEndpointError, SelectorsError
 from selectors_lib._events import SelectEvent
 from selectors_lib._headers import TOKEN_HEADER, HeaderMapping
 from selectors_lib._pool import Endpoint
 from selectors_lib._proxy_common import (
-    CRITERIA_KEY,
-    DECISION_KEY,
-    ENDPOINT_KEY,
     debug_value,
+    publish,
     user_name,
 )
 from selectors_lib._router import Decision, Router
@@ -359,7 +356,7 @@ class SelectorsProxy:
                     rule.name, endpoint.id, moved, state.panic, time.perf_counter() - started
                 )
             )
-        _publish(scope, criteria, endpoint, decision)
+        publish(scope, criteria, endpoint, decision)
         record: dict[str, Any] = {
             "rule": rule.name,
             "endpoint": endpoint.id,
@@ -521,17 +518,3 @@ class SelectorsProxy:
 
 def _scope_user(scope: Scope) -> str | None:
     return user_name(scope.get("user"))
-
-
-def _publish(
-    scope: Scope, criteria: Criteria, endpoint: Endpoint, decision: Decision | None
-) -> None:
-    # The ASGI spec gives each request a shallow copy of the lifespan state,
-    # so writing into it is per-request (and what Starlette's request.state reads).
-    state = scope.get("state")
-    if not isinstance(state, MutableMapping):
-        state = {}
-        scope["state"] = state
-    state[CRITERIA_KEY] = criteria
-    state[ENDPOINT_KEY] = endpoint
-    state[DECISION_KEY] = decision
