@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from ._consistent import TOKEN_ATTRIBUTE, ConsistencyPolicy, Position, Stale, Token, TokenPick
 from ._criteria import Criteria
 from ._errors import SelectorsError
@@ -124,17 +126,7 @@ def with_token(criteria: Criteria, token: Token | str) -> Criteria:
     """``criteria`` carrying ``token`` (under :data:`TOKEN_ATTRIBUTE`)."""
     attributes = dict(criteria.attributes)
     attributes[TOKEN_ATTRIBUTE] = str(token)
-    return Criteria(
-        application=criteria.application,
-        authenticated_user=criteria.authenticated_user,
-        execution_type=criteria.execution_type,
-        execution_id=criteria.execution_id,
-        origin=criteria.origin,
-        location=criteria.location,
-        account=criteria.account,
-        cloud_provider=criteria.cloud_provider,
-        attributes=attributes,
-    )
+    return attrs.evolve(criteria, attributes=attributes)
 
 
 def select(router: Router, criteria: Criteria) -> Endpoint:
