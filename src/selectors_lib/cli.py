@@ -566,7 +566,7 @@ def _cmd_fleet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    # Only now: uvicorn is an optional extra.
+    # Only now: httptools and prometheus_client are an optional extra.
     from .gateway._serve import ListenError, ServeOptions, run
 
     try:

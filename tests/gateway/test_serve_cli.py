@@ -69,13 +69,14 @@ def test_an_address_in_use_is_a_clear_error(
     assert f"cannot listen on 127.0.0.1:{port}" in err
 
 
-def test_missing_uvicorn_names_the_extra(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("module", ["httptools", "prometheus_client"])
+def test_a_missing_dependency_names_the_extra(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str
 ) -> None:
-    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    monkeypatch.setitem(sys.modules, module, None)
     code, err = run(capsys, "serve", str(tmp_path / "routes.yaml"))
     assert code == EXIT_UNAVAILABLE
-    assert "pip install 'selectors-lib[serve]'" in err
+    assert f"needs {module}: pip install 'selectors-lib[serve]'" in err
 
 
 # -- the access log ------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def test_sigterm_drains_a_request_in_flight_then_exits(
         client.start()
         wait_for(lambda: backends["a"].started > before, "the slow request to reach the backend")
         gateway.signal(signal.SIGTERM)
-        wait_for(lambda: "Shutting down" in gateway.stderr(), "the listener to close")
+        wait_for(lambda: "listener closed" in gateway.stderr(), "the listener to close")
         with pytest.raises(ConnectionError):
             get(gateway.port, "/", {"X-SPINNAKER-USER": "late"})  # no longer accepting
         assert gateway.process.wait(12) == 0

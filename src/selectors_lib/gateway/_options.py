@@ -6,6 +6,7 @@ supervisor (:mod:`._supervisor`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import attrs
 
 from selectors_lib._errors import SelectorsError
 
-__all__ = ["MAX_WORKERS", "WORKER_ENV", "ListenError", "ServeOptions", "import_uvicorn"]
+__all__ = ["MAX_WORKERS", "WORKER_ENV", "ListenError", "ServeOptions", "require_serve"]
 
 #: More worker processes than this is a typo, not a deployment.
 MAX_WORKERS = 256
@@ -22,14 +23,19 @@ MAX_WORKERS = 256
 WORKER_ENV = "SELECTORS_LIB_SERVE_WORKER"
 
 
-def import_uvicorn() -> Any:
-    try:
-        import uvicorn
-    except ImportError:
-        raise ImportError(
-            "selectors-lib serve needs uvicorn: pip install 'selectors-lib[serve]'"
-        ) from None
-    return uvicorn
+def require_serve() -> None:
+    """Check that what serve imports later is installed.
+
+    Raises:
+        ImportError: httptools or prometheus_client is missing (names the extra).
+    """
+    for module in ("httptools", "prometheus_client"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ImportError(
+                f"selectors-lib serve needs {module}: pip install 'selectors-lib[serve]'"
+            ) from None
 
 
 class ListenError(SelectorsError, OSError):

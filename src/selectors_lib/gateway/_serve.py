@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from selectors_lib._config import load_router
 from selectors_lib._router import Router
 
-from ._options import WORKER_ENV, ListenError, ServeOptions, import_uvicorn
+from ._options import WORKER_ENV, ListenError, ServeOptions, require_serve
 
 __all__ = ["ListenError", "ServeOptions", "bind", "run", "worker_entry"]
 
@@ -110,19 +110,13 @@ def run(options: ServeOptions) -> int:
 
     Raises:
         ConfigError: The configuration file is invalid (before anything listens).
-        ImportError: uvicorn or prometheus_client is missing (names the extra).
+        ImportError: httptools or prometheus_client is missing (names the extra).
         ListenError: An address cannot be listened on.
 
     Returns:
         The exit code.
     """
-    import_uvicorn()
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "selectors-lib serve needs prometheus_client: pip install 'selectors-lib[serve]'"
-        ) from None
+    require_serve()
     router = load_router(options.file)  # fail before listening on a broken file
     with _sockets(options) as (listen, admin):
         setup_logging(options)

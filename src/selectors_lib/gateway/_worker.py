@@ -1,7 +1,7 @@
 """One worker of ``selectors-lib serve``: proxy, admin, health and reloads on one event loop.
 
-* the data-plane proxy (:func:`make_proxy`, the one place that names it) under
-  uvicorn (httptools when installed), wrapped by the access log;
+* the data-plane proxy (:func:`make_proxy`, the one place that names it) on
+  serve's own HTTP/1.1 server (:mod:`._http1`), wrapped by the access log;
 * the admin endpoints (:mod:`._admin`) on a port of their own;
 * the health monitor and replica-lag probes of the ``health:`` section, as an
   asyncio task, replaced when a reload changes that section;
@@ -26,7 +26,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Generator
 from typing import Any
 
 from selectors_lib._headers import HeaderMapping
@@ -36,8 +35,9 @@ from selectors_lib._router import Router
 
 from ._accesslog import AccessLog, ASGIApp, LineSink, RequestMetrics, remember_decisions
 from ._admin import AdminApp
-from ._frontend import http_protocol
-from ._options import WORKER_ENV, ServeOptions, import_uvicorn
+from ._asgi_lifespan import Lifespan, LifespanError
+from ._http1 import HttpServer
+from ._options import WORKER_ENV, ServeOptions
 
 __all__ = ["Worker", "make_proxy"]
 
@@ -115,7 +115,9 @@ class Worker:
         self._monitor_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._monitor_lock = asyncio.Lock()
-        self._servers: list[Any] = []
+        self._servers: list[HttpServer] = []
+        self._stop = asyncio.Event()
+        self._forced = False
         self.access = LineSink(sys.stdout.fileno())
 
     # -- what the admin endpoints report -------------------------------------------
@@ -239,9 +241,10 @@ class Worker:
         """Turn unready, then drain; called a second time, stop at once."""
         if self.draining:
             _log.warning("second stop signal: cancelling requests in flight")
-            for server in self._servers[:1]:
-                server.should_exit = True
-                server.force_exit = True
+            self._forced = True
+            for server in self._servers:
+                server.force()
+            self._stop.set()
             return
         self.draining = True
         delay = self.options.drain_delay
@@ -254,14 +257,12 @@ class Worker:
 
     def _drain(self) -> None:
         _log.info("draining: up to %gs for requests in flight", self.options.drain_timeout)
-        if self._servers:
-            self._servers[0].should_exit = True
+        self._stop.set()
 
     # -- running -------------------------------------------------------------------
 
     async def serve(self, listen: socket.socket, admin: socket.socket | None) -> int:
         """Serve until a stop signal; return the exit code."""
-        uvicorn = import_uvicorn()
         loop = asyncio.get_running_loop()
         remember_decisions(self.router)
         mapping = HeaderMapping(trust_user_header=self.options.trust_user_header)
@@ -272,50 +273,26 @@ class Worker:
             fmt=self.options.access_log,
             metrics=RequestMetrics(self.registry),
         )
-        main = _new_server(
-            uvicorn.Config(
-                app,
-                http=http_protocol(),
-                lifespan="on",
-                access_log=False,
-                log_config=None,
-                timeout_graceful_shutdown=self.options.drain_timeout,
-                # The upstream's own Server and Date headers pass through, and
-                # the proxy appends the client to X-Forwarded-For itself.
-                server_header=False,
-                date_header=False,
-                proxy_headers=False,
-            )
-        )
+        lifespan = Lifespan(app)
+        try:
+            await lifespan.startup()
+        except LifespanError as exc:
+            _log.error("%s", exc)
+            return 1
+        main = HttpServer(app, lifespan.state)
         self._servers.append(main)
-        admin_server = None
-        if admin is not None:
-            admin_server = _new_server(
-                uvicorn.Config(
-                    AdminApp(self, self.registry),
-                    lifespan="off",
-                    access_log=False,
-                    log_config=None,
-                    timeout_graceful_shutdown=1,
-                )
-            )
-            self._servers.append(admin_server)
+        admin_server = HttpServer(AdminApp(self, self.registry)) if admin is not None else None
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.shutdown)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
-        await self.sync_monitor()
-        admin_task = (
-            asyncio.create_task(admin_server.serve(sockets=[admin]))
-            if admin_server is not None and admin is not None
-            else None
-        )
-        main_task = asyncio.create_task(main.serve(sockets=[listen]))
         poll = asyncio.create_task(self._poll())
         flusher = asyncio.create_task(self._flush_access_log())
-        while not main.started and not main_task.done():
-            await asyncio.sleep(0.01)
-        self.serving = main.started
-        if self.serving:
+        try:
+            await self.sync_monitor()
+            if admin_server is not None:
+                await admin_server.start(admin)
+            await main.start(listen)
+            self.serving = True
             where = f" (admin {_url(admin)})" if admin is not None else ""
             _log.info(
                 "selectors-lib serve: listening on %s%s, config %s generation %d",
@@ -324,40 +301,24 @@ class Worker:
                 self.options.file,
                 self.router.generation,
             )
-        try:
-            await main_task
+            await self._stop.wait()
+            main.close()
+            _log.info("listener closed; %d connection(s) still open", len(main.connections))
+            clean = await main.drain(0.0 if self._forced else self.options.drain_timeout)
+            if not clean:
+                _log.warning("requests still in flight at the drain deadline were cancelled")
         finally:
             self.serving = False
             for task in [poll, flusher, *self._tasks]:
                 task.cancel()
-            self.access.flush()
             if self._monitor_task is not None:
                 self._monitor_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._monitor_task
-            if admin_server is not None and admin_task is not None:
-                admin_server.should_exit = True
-                await admin_task
+            await lifespan.shutdown()
+            if admin_server is not None:
+                admin_server.close()
+                await admin_server.drain(1.0)
+            self.access.flush()
         _log.info("stopped")
-        return 0 if main.started else 1
-
-
-def _server_class() -> Any:
-    import_uvicorn()
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """A uvicorn server that leaves signals to the worker (two servers share a loop)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield
-
-        def install_signal_handlers(self) -> None:  # uvicorn before 0.29
-            return None
-
-    return Server
-
-
-def _new_server(config: Any) -> Any:
-    return _server_class()(config)
+        return 0

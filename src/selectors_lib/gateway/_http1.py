@@ -1,0 +1,627 @@
+"""The HTTP/1.1 server ``selectors-lib serve`` runs its ASGI apps on: asyncio and httptools.
+
+A gateway's server has one job per request: parse a head, call the proxy,
+write an answer. uvicorn does that for any ASGI app and any deployment, and
+on this path costs more CPU than the proxy's own work (docs/serve.md,
+"Why serve has its own HTTP server"). This server does only what serve needs:
+
+* keep-alive and pipelining (one request at a time per connection, in order);
+* a whole-head deadline (:data:`HEAD_TIMEOUT`) and size limit
+  (:data:`MAX_REQUEST_HEAD`): a client trickling a head or sending an endless
+  one loses its connection (408/431) instead of holding it;
+* an idle deadline between requests (:data:`KEEPALIVE_TIMEOUT`);
+* flow control both ways: reading pauses while a request body waits for the
+  app, ``send`` waits while the client is slow to read;
+* the response head and a final body go out in one write; bodies are framed
+  by ``Content-Length`` when known, else chunked (HTTP/1.0: close-delimited);
+* ``http.disconnect`` as soon as the client goes;
+* absolute-form targets keep their authority in ``raw_path`` (the proxy
+  refuses one naming another host); WebSocket upgrades get ``501``;
+* graceful shutdown (:meth:`HttpServer.close`, then :meth:`HttpServer.drain`):
+  stop accepting, close idle connections, let requests in flight finish
+  within a deadline.
+
+The ASGI lifespan protocol is in :mod:`._asgi_lifespan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+
+from selectors_lib._errors import SelectorsError
+
+__all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Bytes a request head (request line and header fields) may take.
+MAX_REQUEST_HEAD = 64 * 1024
+#: Seconds from a request's first byte to the end of its head.
+HEAD_TIMEOUT = 10.0
+#: Seconds a connection may stay idle between requests.
+KEEPALIVE_TIMEOUT = 5.0
+#: Request body bytes read ahead of the app before reading pauses.
+BODY_READ_AHEAD = 64 * 1024
+
+_log = logging.getLogger("selectors_lib.serve")
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_NO_BODY_STATUS = frozenset({204, 304})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_STATUS_LINE = {
+    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("ascii")) for s in HTTPStatus
+}
+# Header names are tokens (RFC 9110 section 5.6.2); values hold no CR, LF or NUL.
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _plain(status: int, text: bytes) -> bytes:
+    return (
+        _STATUS_LINE[status] + b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text)
+    )
+
+
+_BAD_REQUEST = _plain(400, b"bad request: malformed HTTP\n")
+_HEAD_TOO_LARGE = _plain(431, b"request head too large\n")
+_HEAD_TIMEOUT = _plain(408, b"request timeout: the request head did not arrive in time\n")
+_NO_WEBSOCKET = _plain(501, b"websocket upgrades are not proxied by this gateway\n")
+_SERVER_ERROR = _plain(500, b"internal server error\n")
+
+
+class ResponseError(SelectorsError, RuntimeError):
+    """The app sent ASGI messages out of order, or an invalid header."""
+
+
+def _head(
+    status: int, headers: Any, body_length: int | None, http11: bool, keep_alive: bool
+) -> tuple[bytes, bool, bool]:
+    """Serialize a response head; return it, whether to chunk the body, and keep-alive.
+
+    Args:
+        status: The status code.
+        headers: The app's header pairs.
+        body_length: The whole body's length when the first body message is
+            also the last, else ``None``.
+        http11: The request was HTTP/1.1 (else 1.0: no chunking).
+        keep_alive: The connection may stay open after this response.
+
+    Raises:
+        ResponseError: An invalid status, header name or header value.
+    """
+    line = _STATUS_LINE.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ResponseError(f"invalid status {status!r}")
+        line = b"HTTP/1.1 %d \r\n" % status
+    parts = [line]
+    framed = chunked = said_close = False
+    for name, value in headers:
+        # translate() deletes token characters: anything left is not a token.
+        if not name or name.translate(None, _TOKEN) or b"\r" in value or b"\n" in value:
+            raise ResponseError(f"invalid response header {name!r}")
+        lowered = name.lower()
+        if lowered == b"content-length":
+            framed = True
+        elif lowered == b"transfer-encoding":
+            # The app asks for chunking; this server frames the body itself.
+            chunked = framed = True
+            continue
+        elif lowered == b"connection":
+            if b"close" in value.lower():
+                keep_alive = False
+                said_close = True
+            continue  # hop-by-hop: this server says what it does with the connection
+        parts += (name, b": ", value, b"\r\n")
+    if status in _NO_BODY_STATUS or status < 200:
+        chunked = False
+    elif not framed:
+        if body_length is not None:
+            parts.append(b"content-length: %d\r\n" % body_length)
+        elif http11:
+            chunked = True
+        else:
+            keep_alive = False  # HTTP/1.0: the body ends when the connection does
+    if chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    if not keep_alive or said_close:
+        parts.append(b"connection: close\r\n\r\n")
+    elif not http11:
+        parts.append(b"connection: keep-alive\r\n\r\n")
+    else:
+        parts.append(b"\r\n")
+    return b"".join(parts), chunked, keep_alive
+
+
+class _Exchange:
+    """One request and its response: the ASGI ``receive`` and ``send`` of one call."""
+
+    __slots__ = (
+        "body",
+        "body_done",
+        "body_size",
+        "chunked",
+        "complete",
+        "conn",
+        "delivered",
+        "expect_continue",
+        "head_only",
+        "headers",
+        "http11",
+        "keep_alive",
+        "scope",
+        "started",
+        "status",
+        "waiter",
+    )
+
+    def __init__(self, conn: _Connection, scope: Scope, keep_alive: bool, expect: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.body_done = False
+        self.delivered = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.keep_alive = keep_alive
+        self.expect_continue = expect
+        self.http11 = scope["http_version"] == "1.1"
+        self.head_only = scope["method"] == "HEAD"
+        self.started = self.complete = self.chunked = False
+        self.status = 0
+        self.headers: Any = ()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> Message:
+        conn = self.conn
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.body_done and not self.started and not conn.gone:
+                conn.transport.write(_CONTINUE)
+        while not self.body and not self.body_done and not conn.gone:
+            await self._wait()
+        if conn.gone:
+            return _DISCONNECT
+        if not self.delivered:
+            body = self.body
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
+            self.body_size = 0
+            more = not self.body_done
+            self.delivered = not more
+            conn.resume_body()
+            return {"type": "http.request", "body": data, "more_body": more}
+        # The whole body was delivered: what comes next is the disconnect.
+        while not conn.gone and not self.complete:
+            await self._wait()
+        return _DISCONNECT
+
+    async def _wait(self) -> None:
+        waiter = self.waiter = self.conn.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    async def send(self, message: Message) -> None:
+        conn = self.conn
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.started:
+                raise ResponseError("http.response.start sent twice")
+            self.started = True
+            self.status = int(message["status"])
+            self.headers = message.get("headers") or ()
+            # Written with the first body message: one write for a small answer.
+            return
+        if kind != "http.response.body":
+            raise ResponseError(f"unexpected ASGI message {kind!r}")
+        if not self.started or self.complete:
+            raise ResponseError("http.response.body outside a response")
+        body = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        if conn.gone:
+            self.complete = not more
+            return
+        if self.headers is not None:
+            head, self.chunked, self.keep_alive = _head(
+                self.status, self.headers, None if more else len(body), self.http11, self.keep_alive
+            )
+            self.headers = None
+            if self.head_only or self.status in _NO_BODY_STATUS or self.status < 200:
+                out = head
+            elif self.chunked:
+                out = head + (b"%x\r\n%s\r\n" % (len(body), body) if body else b"")
+                if not more:
+                    out += b"0\r\n\r\n"
+            else:
+                out = head + body if body else head
+        elif self.head_only or self.status in _NO_BODY_STATUS:
+            out = b""
+        elif self.chunked:
+            out = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+            if not more:
+                out += b"0\r\n\r\n"
+        else:
+            out = body
+        if out:
+            conn.transport.write(out)
+        if not more:
+            self.complete = True
+            self.wake()
+            conn.finished(self)
+        elif conn.write_paused:
+            await conn.drained()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests, runs the app once per request, in order."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.app = server.app
+        self.loop = asyncio.get_running_loop()
+        self.transport: Any = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.gone = False
+        self.write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._expect = False
+        self._in_head = False
+        self._head_bytes = 0
+        self._parsing: _Exchange | None = None
+        self.active: _Exchange | None = None
+        self._queue: deque[_Exchange] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._ignore_input = False
+        self._server_addr: tuple[str, int] | None = None
+        self._client_addr: tuple[str, int] | None = None
+
+    # -- transport events --------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        if isinstance(sockname, tuple):
+            self._server_addr = (str(sockname[0]), int(sockname[1]))
+        if isinstance(peername, tuple):
+            self._client_addr = (str(peername[0]), int(peername[1]))
+        self.server.connections.add(self)
+        self._idle(KEEPALIVE_TIMEOUT)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        self.server.connections.discard(self)
+        self._cancel_timer()
+        for exchange in (self.active, self._parsing, *self._queue):
+            if exchange is not None:
+                exchange.wake()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    async def drained(self) -> None:
+        """Wait until the client read enough of what was written (or left)."""
+        if self.write_paused and not self.gone:
+            if self._drain is None:
+                self._drain = self.loop.create_future()
+            await self._drain
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._ignore_input:
+            return
+        if self._timer is not None and not self._in_head:
+            self._cancel_timer()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._upgrade()
+            return
+        except httptools.HttpParserError:
+            self._refuse(_BAD_REQUEST)
+            return
+        if self._in_head:
+            # Counted after parsing, so the packet that completes a head (and
+            # brings body bytes along) never counts against it.
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD:
+                _log.warning("request head over %d bytes: refused", MAX_REQUEST_HEAD)
+                self._refuse(_HEAD_TOO_LARGE)
+
+    # -- parser callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._expect = False
+        self._in_head = True
+        self._head_bytes = 0
+        self._cancel_timer()
+        self._timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_timer()
+        parser = self.parser
+        if parser.should_upgrade() and self._websocket():
+            return  # refused in _upgrade
+        version = parser.get_http_version()
+        target = self._url
+        raw, _, query = target.partition(b"?")
+        if raw.startswith(b"/"):
+            path = raw.decode("ascii", "surrogateescape")
+        else:
+            # Absolute form: the proxy checks the authority against Host.
+            path = urllib.parse.urlsplit(raw.decode("ascii", "surrogateescape")).path or "/"
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope: Scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": version,
+            "server": self._server_addr,
+            "client": self._client_addr,
+            "scheme": "http",
+            "method": parser.get_method().decode("ascii"),
+            "root_path": "",
+            "path": path,
+            "raw_path": raw,
+            "query_string": query,
+            "headers": self._headers,
+            "state": dict(self.server.state),
+            "extensions": {},
+        }
+        keep_alive = parser.should_keep_alive() and not self.server.closing
+        exchange = _Exchange(self, scope, keep_alive, self._expect)
+        self._parsing = exchange
+        if self.active is None:
+            self._start(exchange)
+        else:
+            # Pipelined: runs when the one before it has answered.
+            self._queue.append(exchange)
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._parsing
+        if exchange is None:
+            return
+        exchange.body.append(body)
+        exchange.body_size += len(body)
+        if exchange.body_size > BODY_READ_AHEAD:
+            self._pause_reading()
+        exchange.wake()
+
+    def on_message_complete(self) -> None:
+        exchange, self._parsing = self._parsing, None
+        if exchange is not None:
+            exchange.body_done = True
+            exchange.wake()
+
+    # -- running the app ---------------------------------------------------------------
+
+    def _start(self, exchange: _Exchange) -> None:
+        self.active = exchange
+        self.server.tasks.add(self.loop.create_task(self._run(exchange)))
+
+    async def _run(self, exchange: _Exchange) -> None:
+        try:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _log.error("the request failed: %r", exc, exc_info=exc)
+            if not exchange.started and not self.gone:
+                self.transport.write(_SERVER_ERROR)
+            self._close()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if not exchange.complete:
+                # The app returned without finishing its answer.
+                if not exchange.started and not self.gone:
+                    self.transport.write(_SERVER_ERROR)
+                self._close()
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self.server.tasks.discard(task)
+
+    def finished(self, exchange: _Exchange) -> None:
+        """The app sent its last body message: next request, idle, or close."""
+        if exchange is not self.active:
+            return
+        self.active = None
+        if not exchange.keep_alive or self._parsing is exchange or self.server.closing:
+            # A body the app never read would be taken for the next request.
+            self._close()
+            return
+        if self._queue:
+            self._start(self._queue.popleft())
+            if not self._queue:
+                self._resume_reading()
+            return
+        self._resume_reading()
+        if not self._in_head:
+            self._idle(KEEPALIVE_TIMEOUT)
+
+    # -- flow control, timers, closing ------------------------------------------------
+
+    def resume_body(self) -> None:
+        """The app took the buffered body: read on (unless requests are queued)."""
+        if not self._queue:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self.gone:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self.gone:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _idle(self, seconds: float) -> None:
+        self._cancel_timer()
+        self._timer = self.loop.call_later(seconds, self._idle_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle_timeout(self) -> None:
+        self._timer = None
+        if self.active is None and not self._in_head:
+            self._close()
+
+    def _head_timeout(self) -> None:
+        self._timer = None
+        if self._in_head:
+            _log.info("request head not complete within %gs: connection closed", HEAD_TIMEOUT)
+            self._refuse(_HEAD_TIMEOUT)
+
+    def _websocket(self) -> bool:
+        upgrade = next((v for n, v in self._headers if n == b"upgrade"), b"")
+        return b"websocket" in upgrade.lower()
+
+    def _upgrade(self) -> None:
+        """The parser stopped at an upgrade request: refuse WebSocket, else serve it as HTTP."""
+        if self._websocket():
+            self._refuse(_NO_WEBSOCKET)
+            return
+        # Any other protocol (h2c, ...) is declined by answering in HTTP/1.1;
+        # what follows the head is not parsed, so the connection ends after.
+        self._ignore_input = True
+        exchange = self._parsing
+        if exchange is not None:
+            self._parsing = None
+            exchange.keep_alive = False
+            exchange.body_done = True
+            exchange.wake()
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer a request the app never sees, and close."""
+        if self.active is None or self.active.complete:
+            self.transport.write(answer)
+        self._close()
+
+    def idle(self) -> bool:
+        """True between requests (nothing in flight, no head half-read)."""
+        return self.active is None and not self._in_head
+
+    def _close(self) -> None:
+        self._closing = True
+        self._cancel_timer()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what was not written (a forced shutdown)."""
+        self._closing = True
+        self.transport.abort()
+
+
+class HttpServer:
+    """Serve one ASGI app over HTTP/1.1 on listening sockets.
+
+    Args:
+        app: The ASGI app (``http`` scopes only; see :mod:`._asgi_lifespan`).
+        state: Copied into each request's ``scope["state"]`` (the lifespan state).
+    """
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.state: dict[str, Any] = state if state is not None else {}
+        self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._forced = False
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sockets: list[Any] = []
+
+    async def start(self, sock: Any) -> None:
+        """Accept connections on the listening socket ``sock``."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        self._servers.append(server)
+        self._sockets.append(sock)
+
+    def force(self) -> None:
+        """End a :meth:`drain` in progress now: cancel what still runs."""
+        self._forced = True
+
+    def close(self) -> None:
+        """Stop accepting; close idle connections now, busy ones after their answer."""
+        self.closing = True
+        for server in self._servers:
+            server.close()
+        for sock in self._sockets:
+            # uvloop listens on a duplicate: the socket given must close too.
+            sock.close()
+        for conn in list(self.connections):
+            if conn.idle():
+                conn._close()
+
+    async def drain(self, timeout: float) -> bool:
+        """After :meth:`close`: give requests in flight ``timeout`` seconds to finish.
+
+        Whatever still runs at the deadline (or after :meth:`force`) is cancelled.
+
+        Returns:
+            True if every request finished in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline and not self._forced:
+            for conn in list(self.connections):
+                if conn.idle():
+                    conn._close()
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        clean = not self.tasks
+        for task in list(self.tasks):
+            task.cancel()
+        for conn in list(self.connections):
+            conn.abort()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=1.0)
+        return clean
