@@ -86,7 +86,8 @@ def log_one(app: Any, scope: dict[str, Any], fmt: str = "text") -> tuple[str, st
     """Run one request through AccessLog(app); return (the line, the metrics text)."""
     lines: list[str] = []
     registry = prometheus_client.CollectorRegistry()
-    wrapped = AccessLog(app, lines.append, fmt=fmt, metrics=RequestMetrics(registry))
+    metrics = RequestMetrics(registry)
+    wrapped = AccessLog(app, lines.append, fmt=fmt, metrics=metrics)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -99,7 +100,31 @@ def log_one(app: Any, scope: dict[str, Any], fmt: str = "text") -> tuple[str, st
     asyncio.run(wrapped(scope, receive, send))
     assert sent[0]["type"] == "http.response.start"  # the app's answer passes through
     assert len(lines) == 1
+    metrics.flush()  # as the worker does before each scrape
     return lines[0], prometheus_client.generate_latest(registry).decode()
+
+
+def test_request_metrics_in_batches_count_as_one_observation_each() -> None:
+    batched, single = prometheus_client.CollectorRegistry(), prometheus_client.CollectorRegistry()
+    metrics = RequestMetrics(batched)
+    reference = RequestMetrics(single)
+    # Bounds themselves, just above and below them, zero, and past the last bucket.
+    values = [0.0, 0.001, 0.0010001, 0.0025, 0.004, 0.1, 0.7, 30.0, 31.0, 1e9]
+    statuses = [200, 204, 301, 404, 499, 500, 503, 101, 200, 200]
+    for status, seconds in zip(statuses, values, strict=True):
+        metrics.record(status, seconds)
+    assert "_count 0.0" in prometheus_client.generate_latest(batched).decode()
+    metrics.flush()
+    metrics.flush()  # nothing new: counts nothing twice
+    for status, seconds in zip(statuses, values, strict=True):
+        reference.requests.labels(f"{status // 100}xx").inc()
+        reference.duration.observe(seconds)
+
+    def samples(registry: prometheus_client.CollectorRegistry) -> list[str]:
+        text = prometheus_client.generate_latest(registry).decode()
+        return [line for line in text.splitlines() if "_created" not in line]
+
+    assert samples(batched) == samples(single)
 
 
 def scope_for(raw_path: bytes, query: bytes = b"") -> dict[str, Any]:

@@ -2,37 +2,28 @@
 
 :class:`AccessLog` is a pure ASGI wrapper around the data-plane proxy. It keeps
 no per-request state beyond the call: the status and byte count live in the
-``send`` closure of the request, the decision is read from the request scope
-once the proxy returns.
+``send`` closure of the request; the decision is the record the gateway proxy
+leaves in ``scope["extensions"]["selectors_lib"]`` once it handled the
+request: ``{"rule": str, "endpoint": str, "key_source": str | None,
+"attempts": int, "failover": bool, "upstream_status": int | None}``. A request
+the proxy never routed (refused before routing) logs ``-`` for each.
 
-Where the decision comes from, first found wins:
-
-1. ``scope["extensions"]["selectors_lib"]``, the record the gateway proxy
-   leaves after handling a request: ``{"rule": str, "endpoint": str,
-   "key_source": str | None, "attempts": int, "failover": bool,
-   "upstream_status": int | None}``.
-2. The router's own :class:`~selectors_lib.SelectEvent` for this request,
-   caught by :func:`remember_decisions` in a context variable (``select()``
-   runs synchronously inside the request's task, so the variable holds this
-   request's event and no other), plus ``key_source`` from the
-   :class:`~selectors_lib.Decision` in ``scope["state"]`` when the proxy
-   explains. This serves proxies that leave no record (today's
-   :class:`selectors_lib.asgi.SelectorsProxy`).
+Request metrics are counted per request into a list and folded into the
+Prometheus metrics in batches (:meth:`RequestMetrics.flush`, before each
+scrape and every 200 ms): a Prometheus ``observe`` takes a lock and walks the
+buckets, which per request cost as much as the log line.
 """
 
 from __future__ import annotations
 
-import contextvars
+import bisect
 import json
+import math
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
-
-from selectors_lib._events import Event, SelectEvent
-from selectors_lib._proxy_common import DECISION_KEY, ENDPOINT_KEY
-from selectors_lib._router import Decision, Router
 
 __all__ = [
     "RECORD_KEY",
@@ -40,7 +31,6 @@ __all__ = [
     "LineSink",
     "RequestMetrics",
     "decision_of",
-    "remember_decisions",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -52,36 +42,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The key of the proxy's decision record in ``scope["extensions"]``.
 RECORD_KEY = "selectors_lib"
 
-#: The latest routing decision made in the current context (one request's task).
-_LAST_SELECT: contextvars.ContextVar[SelectEvent | None] = contextvars.ContextVar(
-    "selectors_lib_last_select", default=None
-)
-
 # A request target is client-controlled: the line keeps at most this much of it.
 _MAX_TARGET = 1024
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Anything but visible ASCII, a quote or a backslash needs escaping.
 _UNSAFE = re.compile(rb'[^\x21-\x7e]|["\\]')
 # Names come from configuration: few, and each one is escaped once.
 _FIELDS: dict[str, str] = {}
 _MAX_FIELDS = 4096
-
-
-def _on_event(event: Event) -> None:
-    if isinstance(event, SelectEvent):
-        _LAST_SELECT.set(event)
-
-
-def remember_decisions(router: Router) -> Callable[[], None]:
-    """Keep each request's routing event where :class:`AccessLog` finds it.
-
-    Args:
-        router: The router the proxy asks.
-
-    Returns:
-        A function that unsubscribes.
-    """
-    return router.events.subscribe(_on_event)
 
 
 def _escaped(raw: bytes) -> str:
@@ -119,6 +88,11 @@ def _field(value: object) -> str:
     return shown
 
 
+_UNKNOWN: dict[str, Any] = dict.fromkeys(
+    ("rule", "endpoint", "key_source", "attempts", "failover", "upstream_status")
+)
+
+
 def decision_of(scope: Scope) -> dict[str, Any]:
     """The routing decision of a handled request, as the access log reports it.
 
@@ -131,41 +105,17 @@ def decision_of(scope: Scope) -> dict[str, Any]:
     """
     extensions = scope.get("extensions")
     record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
-    if isinstance(record, Mapping):
-        return {
-            "rule": record.get("rule"),
-            "endpoint": record.get("endpoint"),
-            "key_source": record.get("key_source"),
-            "attempts": record.get("attempts"),
-            "failover": record.get("failover"),
-            "upstream_status": record.get("upstream_status"),
-        }
-    event = _LAST_SELECT.get()
-    state = scope.get("state")
-    decision = state.get(DECISION_KEY) if isinstance(state, Mapping) else None
-    endpoint = state.get(ENDPOINT_KEY) if isinstance(state, Mapping) else None
-    out: dict[str, Any] = {
-        "rule": event.rule if event is not None else None,
-        "endpoint": event.endpoint_id if event is not None else None,
-        "key_source": None,
-        "attempts": None,
-        "failover": event.failover if event is not None else None,
-        "upstream_status": None,
-    }
-    if isinstance(decision, Decision):
-        out.update(
-            rule=decision.rule,
-            endpoint=decision.endpoint.id,
-            key_source=decision.key_source,
-            failover=decision.failover,
-        )
-    elif out["endpoint"] is None and endpoint is not None:
-        out["endpoint"] = getattr(endpoint, "id", None)
-    return out
+    if not isinstance(record, Mapping):
+        return dict(_UNKNOWN)
+    return {name: record.get(name) for name in _UNKNOWN}
 
 
 class RequestMetrics:
     """Request counts by status class and request durations, in a Prometheus registry.
+
+    :meth:`record` only notes the request; :meth:`flush` folds what was noted
+    into the metrics. Both run on the worker's event loop (not thread-safe
+    against each other).
 
     Args:
         registry: A ``prometheus_client.CollectorRegistry``.
@@ -185,20 +135,62 @@ class RequestMetrics:
             f"{namespace}_request_duration_seconds",
             "Time from request to the end of the response, in seconds.",
             registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            buckets=_DURATION_BUCKETS,
         )
-        # Children resolved once: resolving labels per request takes a lock.
+        # Children resolved once: resolving labels takes a lock.
         self._by_class = [self.requests.labels(c).inc for c in _STATUS_CLASSES]
-        self._observe = self.duration.observe
-        for name in _STATUS_CLASSES:
-            self.requests.labels(name)
+        self._bounds = [*_DURATION_BUCKETS, math.inf]
+        self._statuses: list[int] = []
+        self._seconds: list[float] = []
 
     def record(self, status: int, seconds: float) -> None:
-        """Count one answered request."""
-        index = status // 100 - 1
-        if 0 <= index < len(self._by_class):
-            self._by_class[index]()
-        self._observe(seconds)
+        """Note one answered request (counted at the next :meth:`flush`)."""
+        self._statuses.append(status)
+        self._seconds.append(seconds)
+
+    def flush(self) -> None:
+        """Fold the requests noted since the last flush into the metrics."""
+        statuses, self._statuses = self._statuses, []
+        seconds, self._seconds = self._seconds, []
+        if not statuses:
+            return
+        classes = [0] * len(_STATUS_CLASSES)
+        for status in statuses:
+            index = status // 100 - 1
+            if 0 <= index < len(classes):
+                classes[index] += 1
+        for inc, count in zip(self._by_class, classes, strict=True):
+            if count:
+                inc(count)
+        observe_all(self.duration, self._bounds, seconds)
+
+
+def observe_all(histogram: Any, bounds: list[float], values: list[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, with one update per bucket.
+
+    prometheus_client keeps one (non-cumulative) count per bucket and the sum;
+    a value counts in the first bucket whose bound it does not exceed. When
+    those internals are not there (another version), each value is observed.
+
+    Args:
+        histogram: An unlabelled ``prometheus_client.Histogram``.
+        bounds: Its upper bounds, ``+Inf`` last.
+        values: The observations.
+    """
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if not isinstance(buckets, list) or len(buckets) != len(bounds) or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    where = bisect.bisect_left
+    for value in values:
+        counts[where(bounds, value)] += 1
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(math.fsum(values))
 
 
 class LineSink:
@@ -286,7 +278,6 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        token = _LAST_SELECT.set(None)
         status = 0
         sent = 0
 
@@ -294,8 +285,8 @@ class AccessLog:
             nonlocal status, sent
             if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = int(message["status"])
+            else:
+                status = int(message.get("status", 0))
             await send(message)
 
         try:
@@ -307,19 +298,17 @@ class AccessLog:
                 self.metrics.record(status, seconds)
             if self.fmt != "off":
                 self.write(self._line(scope, status or 499, sent, seconds))
-            _LAST_SELECT.reset(token)
 
     def _line(self, scope: Scope, status: int, sent: int, seconds: float) -> str:
-        decision = decision_of(scope)
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "-"
         raw = scope.get("raw_path")
         if not isinstance(raw, bytes):
             raw = str(scope.get("path", "")).encode("utf-8")
-        query = scope.get("query_string") or b""
+        query = scope.get("query_string")
         target = raw + b"?" + query if query else raw
         method = str(scope.get("method", "-"))
-        version = str(scope.get("http_version", "1.1"))
+        version = scope.get("http_version", "1.1")
         if self.fmt == "json":
             return json.dumps(
                 {
@@ -330,16 +319,19 @@ class AccessLog:
                     "status": status,
                     "bytes": sent,
                     "duration_ms": round(seconds * 1000, 3),
-                    **decision,
+                    **decision_of(scope),
                 },
                 separators=(",", ":"),
             )
+        extensions = scope.get("extensions")
+        record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
+        get = record.get if isinstance(record, Mapping) else _UNKNOWN.get
         return (
             f'{peer} "{_escaped(method.encode("latin-1"))} {_escaped(target)} HTTP/{version}" '
             f"{status} {sent} {seconds * 1000:.2f}ms"
-            f" rule={_field(decision['rule'])} endpoint={_field(decision['endpoint'])}"
-            f" key_source={_field(decision['key_source'])}"
-            f" attempts={_field(decision['attempts'])}"
-            f" failover={_field(decision['failover'])}"
-            f" upstream_status={_field(decision['upstream_status'])}"
+            f" rule={_field(get('rule'))} endpoint={_field(get('endpoint'))}"
+            f" key_source={_field(get('key_source'))}"
+            f" attempts={_field(get('attempts'))}"
+            f" failover={_field(get('failover'))}"
+            f" upstream_status={_field(get('upstream_status'))}"
         )

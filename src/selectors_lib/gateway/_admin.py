@@ -38,6 +38,9 @@ class GatewayStatus(Protocol):
     def status(self) -> dict[str, Any]:
         """A JSON-ready description of the worker's state."""
 
+    def flush(self) -> None:
+        """Bring the metrics up to date (called before each scrape)."""
+
 
 class AdminApp:
     """An ASGI app answering ``/livez``, ``/readyz`` and ``/metrics``.
@@ -79,6 +82,7 @@ class AdminApp:
             status = 200 if self.gateway.ready else 503
             await _answer(send, status, body, "application/json")
         elif path == "/metrics":
+            self.gateway.flush()
             await _answer(send, 200, self._generate(self.registry), self._content_type)
         else:
             await _answer(send, 404, b"not found: try /livez, /readyz or /metrics\n", "text/plain")

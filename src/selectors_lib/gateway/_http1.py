@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -52,6 +53,8 @@ MAX_REQUEST_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 #: Seconds a connection may stay idle between requests.
 KEEPALIVE_TIMEOUT = 5.0
+#: Seconds between checks of the connections' deadlines (their precision).
+_SWEEP_EVERY = 0.25
 #: Request body bytes read ahead of the app before reading pauses.
 BODY_READ_AHEAD = 64 * 1024
 
@@ -64,7 +67,17 @@ _STATUS_LINE = {
     s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("ascii")) for s in HTTPStatus
 }
 # Header names are tokens (RFC 9110 section 5.6.2); values hold no CR, LF or NUL.
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# Header names seen valid: few distinct ones, checked once each.
+_TOKENS: set[bytes] = set()
+
+
+def _token(name: bytes) -> bool:
+    if not name or _NOT_TOKEN.search(name) is not None:
+        return False
+    if len(_TOKENS) < 4096:
+        _TOKENS.add(name)
+    return True
 
 
 def _plain(status: int, text: bytes) -> bytes:
@@ -109,8 +122,7 @@ def _head(
     parts = [line]
     framed = chunked = said_close = False
     for name, value in headers:
-        # translate() deletes token characters: anything left is not a token.
-        if not name or name.translate(None, _TOKEN) or b"\r" in value or b"\n" in value:
+        if (name not in _TOKENS and not _token(name)) or b"\r" in value or b"\n" in value:
             raise ResponseError(f"invalid response header {name!r}")
         lowered = name.lower()
         if lowered == b"content-length":
@@ -291,7 +303,9 @@ class _Connection(asyncio.Protocol):
         self._parsing: _Exchange | None = None
         self.active: _Exchange | None = None
         self._queue: deque[_Exchange] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        # When the connection is closed unless something happens first (0: never),
+        # checked by the server's sweep: no timer per request.
+        self.deadline = 0.0
         self._closing = False
         self._ignore_input = False
         self._server_addr: tuple[str, int] | None = None
@@ -308,12 +322,11 @@ class _Connection(asyncio.Protocol):
         if isinstance(peername, tuple):
             self._client_addr = (str(peername[0]), int(peername[1]))
         self.server.connections.add(self)
-        self._idle(KEEPALIVE_TIMEOUT)
+        self.deadline = self.loop.time() + KEEPALIVE_TIMEOUT
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
         self.server.connections.discard(self)
-        self._cancel_timer()
         for exchange in (self.active, self._parsing, *self._queue):
             if exchange is not None:
                 exchange.wake()
@@ -341,8 +354,6 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing or self._ignore_input:
             return
-        if self._timer is not None and not self._in_head:
-            self._cancel_timer()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -367,8 +378,7 @@ class _Connection(asyncio.Protocol):
         self._expect = False
         self._in_head = True
         self._head_bytes = 0
-        self._cancel_timer()
-        self._timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timeout)
+        self.deadline = self.loop.time() + HEAD_TIMEOUT
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -381,7 +391,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_timer()
+        self.deadline = 0.0
         parser = self.parser
         if parser.should_upgrade() and self._websocket():
             return  # refused in _upgrade
@@ -408,7 +418,7 @@ class _Connection(asyncio.Protocol):
             "raw_path": raw,
             "query_string": query,
             "headers": self._headers,
-            "state": dict(self.server.state),
+            "state": dict(state) if (state := self.server.state) else {},
             "extensions": {},
         }
         keep_alive = parser.should_keep_alive() and not self.server.closing
@@ -441,7 +451,10 @@ class _Connection(asyncio.Protocol):
 
     def _start(self, exchange: _Exchange) -> None:
         self.active = exchange
-        self.server.tasks.add(self.loop.create_task(self._run(exchange)))
+        task = self.loop.create_task(self._run(exchange))
+        tasks = self.server.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _run(self, exchange: _Exchange) -> None:
         try:
@@ -460,10 +473,6 @@ class _Connection(asyncio.Protocol):
                 if not exchange.started and not self.gone:
                     self.transport.write(_SERVER_ERROR)
                 self._close()
-        finally:
-            task = asyncio.current_task()
-            if task is not None:
-                self.server.tasks.discard(task)
 
     def finished(self, exchange: _Exchange) -> None:
         """The app sent its last body message: next request, idle, or close."""
@@ -481,7 +490,7 @@ class _Connection(asyncio.Protocol):
             return
         self._resume_reading()
         if not self._in_head:
-            self._idle(KEEPALIVE_TIMEOUT)
+            self.deadline = self.loop.time() + KEEPALIVE_TIMEOUT
 
     # -- flow control, timers, closing ------------------------------------------------
 
@@ -500,25 +509,14 @@ class _Connection(asyncio.Protocol):
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _idle(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self.loop.call_later(seconds, self._idle_timeout)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _idle_timeout(self) -> None:
-        self._timer = None
-        if self.active is None and not self._in_head:
-            self._close()
-
-    def _head_timeout(self) -> None:
-        self._timer = None
+    def expire(self) -> None:
+        """The deadline passed: close an idle connection, or refuse a head that is late."""
+        self.deadline = 0.0
         if self._in_head:
             _log.info("request head not complete within %gs: connection closed", HEAD_TIMEOUT)
             self._refuse(_HEAD_TIMEOUT)
+        elif self.active is None:
+            self._close()
 
     def _websocket(self) -> bool:
         upgrade = next((v for n, v in self._headers if n == b"upgrade"), b"")
@@ -551,7 +549,7 @@ class _Connection(asyncio.Protocol):
 
     def _close(self) -> None:
         self._closing = True
-        self._cancel_timer()
+        self.deadline = 0.0
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -578,11 +576,21 @@ class HttpServer:
         self._forced = False
         self._servers: list[asyncio.AbstractServer] = []
         self._sockets: list[Any] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in [c for c in self.connections if 0.0 < c.deadline <= now]:
+            conn.expire()
+        self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
 
     async def start(self, sock: Any) -> None:
         """Accept connections on the listening socket ``sock``."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(_SWEEP_EVERY, self._sweep)
         self._servers.append(server)
         self._sockets.append(sock)
 
@@ -617,6 +625,9 @@ class HttpServer:
                 if conn.idle():
                     conn._close()
             await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         clean = not self.tasks
         for task in list(self.tasks):
             task.cancel()

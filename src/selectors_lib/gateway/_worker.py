@@ -33,7 +33,7 @@ from selectors_lib._pool import EndpointHealth
 from selectors_lib._reloader import FileReloader, fingerprint
 from selectors_lib._router import Router
 
-from ._accesslog import AccessLog, ASGIApp, LineSink, RequestMetrics, remember_decisions
+from ._accesslog import AccessLog, ASGIApp, LineSink, RequestMetrics
 from ._admin import AdminApp
 from ._asgi_lifespan import Lifespan, LifespanError
 from ._http1 import HttpServer
@@ -119,6 +119,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._forced = False
         self.access = LineSink(sys.stdout.fileno())
+        self.request_metrics = RequestMetrics(self.registry)
 
     # -- what the admin endpoints report -------------------------------------------
 
@@ -207,10 +208,15 @@ class Worker:
             self._monitor_task = asyncio.create_task(self.monitor.run(), name="serve-health")
             _log.info("health monitor on: %d probe(s)", len(self.monitor.probes))
 
+    def flush(self) -> None:
+        """Write the access-log lines and count the requests gathered so far."""
+        self.access.flush()
+        self.request_metrics.flush()
+
     async def _flush_access_log(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_EVERY)
-            self.access.flush()
+            self.flush()
 
     async def _poll(self) -> None:
         interval = self.options.reload_interval
@@ -261,18 +267,21 @@ class Worker:
 
     # -- running -------------------------------------------------------------------
 
-    async def serve(self, listen: socket.socket, admin: socket.socket | None) -> int:
-        """Serve until a stop signal; return the exit code."""
-        loop = asyncio.get_running_loop()
-        remember_decisions(self.router)
+    def app(self) -> ASGIApp:
+        """The data plane: the proxy for the router, wrapped by the access log."""
         mapping = HeaderMapping(trust_user_header=self.options.trust_user_header)
         proxy = make_proxy(self.router, mapping, self.options.upstream_timeout)
-        app = AccessLog(
+        return AccessLog(
             proxy,
             self.access.write,
             fmt=self.options.access_log,
-            metrics=RequestMetrics(self.registry),
+            metrics=self.request_metrics,
         )
+
+    async def serve(self, listen: socket.socket, admin: socket.socket | None) -> int:
+        """Serve until a stop signal; return the exit code."""
+        loop = asyncio.get_running_loop()
+        app = self.app()
         lifespan = Lifespan(app)
         try:
             await lifespan.startup()
@@ -319,6 +328,6 @@ class Worker:
             if admin_server is not None:
                 admin_server.close()
                 await admin_server.drain(1.0)
-            self.access.flush()
+            self.flush()
         _log.info("stopped")
         return 0
