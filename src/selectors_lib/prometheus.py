@@ -32,6 +32,12 @@ Metrics (Prometheus conventions: base units, ``_total`` on counters):
   (alert on ``local``: the store is unreachable and instances probe on their own).
 - ``selectors_fleet_health_generation`` (gauge): the health generation applied last.
 
+Decisions are noted per request and counted in batches: when a scrape
+collects the registry, when :meth:`PrometheusObserver.fold` is called, and
+every :data:`FOLD_EVERY` decisions. A ``prometheus_client`` observation takes a
+lock and walks the histogram's buckets; per request that cost as much as the
+decision itself. A scrape never misses a decision made before it.
+
 Label values come from the configuration (rule names, endpoint ids), never
 from requests, so cardinality is bounded by the configuration. The two
 per-endpoint gauges list exactly the endpoints the watched routers serve: a
@@ -42,9 +48,12 @@ stays until the process restarts).
 
 from __future__ import annotations
 
+import bisect
+import collections
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -64,7 +73,10 @@ from ._events import (
 )
 from ._router import Router
 
-__all__ = ["DEFAULT_BUCKETS", "PrometheusObserver", "instrument"]
+__all__ = ["DEFAULT_BUCKETS", "FOLD_EVERY", "PrometheusObserver", "instrument"]
+
+#: Decisions noted before they are counted without waiting for a scrape.
+FOLD_EVERY = 4096
 
 _FLEET_MODES = ("leader", "follower", "local")
 
@@ -96,6 +108,10 @@ class PrometheusObserver(MetricsObserver):
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
         super().__init__()
+        self._pending: collections.deque[SelectEvent] = collections.deque()
+        # Registered before the metrics: a scrape collects it first, so the
+        # decisions noted until then are counted in what it reads.
+        registry.register(_Fold(self))
 
         def name(suffix: str) -> str:
             return f"{namespace}_{suffix}"
@@ -188,8 +204,8 @@ class PrometheusObserver(MetricsObserver):
         self._fleet_mode = ""
         # Resolving label children takes a lock and a tuple build in
         # prometheus_client; decisions are the hot path, so keep the children.
-        self._decision_children: dict[tuple[str, str], Callable[[], None]] = {}
-        self._observe_duration = self.duration.observe
+        self._decision_children: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._bounds = [*sorted(float(b) for b in buckets if b != math.inf), math.inf]
         # Start the reload counters at zero so rate() and alerts see both series.
         self.reloads.labels("ok")
         self.reloads.labels("failed")
@@ -197,17 +213,45 @@ class PrometheusObserver(MetricsObserver):
         self.last_reload_ok.set(1)
 
     def on_select(self, event: SelectEvent) -> None:
-        """Count the decision and time it."""
-        key = (event.rule, event.endpoint_id)
-        inc = self._decision_children.get(key)
-        if inc is None:
-            inc = self._decision_children.setdefault(key, self.decisions.labels(*key).inc)
-        inc()
-        self._observe_duration(event.seconds)
-        if event.failover:
-            self.failovers.labels(*key).inc()
-        if event.panic:
-            self.panics.labels(event.rule).inc()
+        """Note the decision (counted at the next :meth:`fold`)."""
+        pending = self._pending
+        pending.append(event)
+        if len(pending) >= FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the decisions noted so far (a scrape of the registry does it first)."""
+        pending = self._pending
+        decisions: dict[tuple[str, str], int] = {}
+        failovers: dict[tuple[str, str], int] = {}
+        panics: dict[str, int] = {}
+        seconds: list[float] = []
+        # popleft, not a swap of lists: another thread's decision noted
+        # meanwhile is counted now or in the next fold, never lost.
+        take = pending.popleft
+        while pending:
+            try:
+                event = take()
+            except IndexError:  # another thread folded the last one
+                break
+            key = (event.rule, event.endpoint_id)
+            decisions[key] = decisions.get(key, 0) + 1
+            seconds.append(event.seconds)
+            if event.failover:
+                failovers[key] = failovers.get(key, 0) + 1
+            if event.panic:
+                panics[event.rule] = panics.get(event.rule, 0) + 1
+        for key, count in decisions.items():
+            inc = self._decision_children.get(key)
+            if inc is None:
+                inc = self._decision_children.setdefault(key, self.decisions.labels(*key).inc)
+            inc(count)
+        for key, count in failovers.items():
+            self.failovers.labels(*key).inc(count)
+        for rule, count in panics.items():
+            self.panics.labels(rule).inc(count)
+        if seconds:
+            observe_all(self.duration, self._bounds, seconds)
 
     def on_health(self, event: HealthEvent) -> None:
         """Count an ejection (by reason) or a readmission."""
@@ -278,3 +322,45 @@ def instrument(
     observer = PrometheusObserver(registry, namespace=namespace)
     observer.observe(router)
     return observer
+
+
+class _Fold:
+    """A collector with no metrics of its own: collecting it folds the noted decisions."""
+
+    def __init__(self, observer: PrometheusObserver) -> None:
+        self._observer = observer
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        self._observer.fold()
+        return iter(())
+
+
+def observe_all(histogram: Any, bounds: Sequence[float], values: list[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, with one update per bucket.
+
+    prometheus_client keeps one (non-cumulative) count per bucket and the sum;
+    a value counts in the first bucket whose bound it does not exceed. Where
+    those internals differ (another version), each value is observed.
+
+    Args:
+        histogram: An unlabelled ``prometheus_client.Histogram``.
+        bounds: Its upper bounds, sorted, ``+Inf`` last.
+        values: The observations.
+    """
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if not isinstance(buckets, list) or len(buckets) != len(bounds) or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    where = bisect.bisect_left
+    for value in values:
+        counts[where(bounds, value)] += 1
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(math.fsum(values))

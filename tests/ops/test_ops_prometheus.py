@@ -194,3 +194,65 @@ def test_missing_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ImportError, match=r"pip install 'selectors-lib\[prometheus\]'"):
         importlib.import_module("selectors_lib.prometheus")
+
+
+def test_decisions_noted_from_many_threads_are_all_counted_by_scrapes_between() -> None:
+    import threading
+
+    from selectors_lib import SelectEvent
+    from selectors_lib.prometheus import FOLD_EVERY
+
+    registry = CollectorRegistry()
+    observer = PrometheusObserver(registry)
+    per_thread = FOLD_EVERY + 1234  # each thread also folds on its own once
+    stop = threading.Event()
+
+    def note(name: str) -> None:
+        for i in range(per_thread):
+            observer(SelectEvent("r", name, i % 5 == 0, i % 7 == 0, 1e-6 * (i % 40)))
+
+    def scrape_all_along() -> None:
+        while not stop.is_set():
+            generate_latest(registry)  # each scrape folds what was noted so far
+
+    scraper = threading.Thread(target=scrape_all_along)
+    threads = [threading.Thread(target=note, args=(f"e{k}",)) for k in range(4)]
+    scraper.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    scraper.join()
+    text = generate_latest(registry).decode()
+    failovers = sum(1 for i in range(per_thread) if i % 5 == 0)
+    panics = 4 * sum(1 for i in range(per_thread) if i % 7 == 0)
+    for k in range(4):
+        assert f'selectors_decisions_total{{endpoint="e{k}",rule="r"}} {per_thread}.0' in text
+        assert f'selectors_failovers_total{{endpoint="e{k}",rule="r"}} {failovers}.0' in text
+    assert f'selectors_panic_decisions_total{{rule="r"}} {panics}.0' in text
+    assert f"selectors_select_duration_seconds_count {4 * per_thread}.0" in text
+
+
+def test_folded_latencies_fall_in_the_buckets_one_observe_each_would() -> None:
+    from selectors_lib import SelectEvent
+
+    folded, direct = CollectorRegistry(), CollectorRegistry()
+    observer = PrometheusObserver(folded)
+    reference = PrometheusObserver(direct)
+    # The bounds themselves, either side of them, zero and past the last bound.
+    values = [0.0, *DEFAULT_BUCKETS, *(b * 1.0001 for b in DEFAULT_BUCKETS), 1e9]
+    for v in values:
+        observer(SelectEvent("r", "e", False, False, v))
+        reference.duration.observe(v)
+    lines = [
+        line
+        for line in generate_latest(folded).decode().splitlines()
+        if line.startswith("selectors_select_duration_seconds_") and "_created" not in line
+    ]
+    expected = [
+        line
+        for line in generate_latest(direct).decode().splitlines()
+        if line.startswith("selectors_select_duration_seconds_") and "_created" not in line
+    ]
+    assert lines == expected

@@ -16,7 +16,6 @@ buckets, which per request cost as much as the log line.
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import os
@@ -63,6 +62,15 @@ def _escaped(raw: bytes) -> str:
         text = cut.decode("latin-1").encode("unicode_escape").decode("ascii")
         text = text.replace('"', '\\"')
     return text + ("..." if len(raw) > _MAX_TARGET else "")
+
+
+def _number(value: object) -> str:
+    return str(value) if type(value) is int else _field(value)
+
+
+# True == 1 as a dict key: the flags are looked up by identity of the bool only.
+_FLAGS = {True: "1", False: "0", None: "-"}
+_METHODS: dict[str, str] = {}
 
 
 def _field(value: object) -> str:
@@ -162,35 +170,9 @@ class RequestMetrics:
         for inc, count in zip(self._by_class, classes, strict=True):
             if count:
                 inc(count)
+        from selectors_lib.prometheus import observe_all
+
         observe_all(self.duration, self._bounds, seconds)
-
-
-def observe_all(histogram: Any, bounds: list[float], values: list[float]) -> None:
-    """``histogram.observe(v)`` for each of ``values``, with one update per bucket.
-
-    prometheus_client keeps one (non-cumulative) count per bucket and the sum;
-    a value counts in the first bucket whose bound it does not exceed. When
-    those internals are not there (another version), each value is observed.
-
-    Args:
-        histogram: An unlabelled ``prometheus_client.Histogram``.
-        bounds: Its upper bounds, ``+Inf`` last.
-        values: The observations.
-    """
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if not isinstance(buckets, list) or len(buckets) != len(bounds) or total is None:
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    where = bisect.bisect_left
-    for value in values:
-        counts[where(bounds, value)] += 1
-    for bucket, count in zip(buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
-    total.inc(math.fsum(values))
 
 
 class LineSink:
@@ -326,12 +308,17 @@ class AccessLog:
         extensions = scope.get("extensions")
         record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
         get = record.get if isinstance(record, Mapping) else _UNKNOWN.get
+        shown_method = _METHODS.get(method)
+        if shown_method is None:
+            shown_method = _escaped(method.encode("latin-1"))
+            if len(_METHODS) < _MAX_FIELDS:
+                _METHODS[method] = shown_method
         return (
-            f'{peer} "{_escaped(method.encode("latin-1"))} {_escaped(target)} HTTP/{version}" '
+            f'{peer} "{shown_method} {_escaped(target)} HTTP/{version}" '
             f"{status} {sent} {seconds * 1000:.2f}ms"
             f" rule={_field(get('rule'))} endpoint={_field(get('endpoint'))}"
             f" key_source={_field(get('key_source'))}"
-            f" attempts={_field(get('attempts'))}"
-            f" failover={_field(get('failover'))}"
-            f" upstream_status={_field(get('upstream_status'))}"
+            f" attempts={_number(get('attempts'))}"
+            f" failover={_FLAGS.get(get('failover')) or _field(get('failover'))}"
+            f" upstream_status={_number(get('upstream_status'))}"
         )

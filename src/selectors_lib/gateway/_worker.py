@@ -212,6 +212,7 @@ class Worker:
         """Write the access-log lines and count the requests gathered so far."""
         self.access.flush()
         self.request_metrics.flush()
+        self.observer.fold()
 
     async def _flush_access_log(self) -> None:
         while True:
