@@ -219,13 +219,18 @@ def test_workers_route_identically_reload_together_and_sum_metrics(
             "both workers to reload",
         )
         assert {gateway.get("/", user=u)[1].split()[0] for u in USERS * 2} == {"c"}
-        text = gateway.metrics()
-        decisions = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("selectors_decisions_total{")
-        )
-        assert decisions == len(USERS) * 3  # every request, whichever worker took it
+
+        def decisions() -> float:
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in gateway.metrics().splitlines()
+                if line.startswith("selectors_decisions_total{")
+            )
+
+        # Every request, whichever worker took it: the worker answering the
+        # scrape counts its own at once, the other within its flush (200 ms).
+        wait_for(lambda: decisions() == len(USERS) * 3, "both workers' decisions counted")
+        assert decisions() == len(USERS) * 3  # and never more
         gateway.signal(signal.SIGTERM)
         assert gateway.process.wait(15) == 0
 

@@ -68,16 +68,20 @@ _STATUS_LINE = {
 }
 # Header names are tokens (RFC 9110 section 5.6.2); values hold no CR, LF or NUL.
 _NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-# Header names seen valid: few distinct ones, checked once each.
-_TOKENS: set[bytes] = set()
+# What a response header name means to the framing: nothing (0), or one of these.
+_LENGTH, _CHUNKED, _CONNECTION = 1, 2, 3
+_FRAMING = {b"content-length": _LENGTH, b"transfer-encoding": _CHUNKED, b"connection": _CONNECTION}
+# Header names seen valid, with their kind: few distinct ones, checked once each.
+_NAMES: dict[bytes, int] = {}
 
 
-def _token(name: bytes) -> bool:
+def _name_kind(name: bytes) -> int:
     if not name or _NOT_TOKEN.search(name) is not None:
-        return False
-    if len(_TOKENS) < 4096:
-        _TOKENS.add(name)
-    return True
+        raise ResponseError(f"invalid response header name {name!r}")
+    kind = _FRAMING.get(name.lower(), 0)
+    if len(_NAMES) < 4096:
+        _NAMES[name] = kind
+    return kind
 
 
 def _plain(status: int, text: bytes) -> bytes:
@@ -120,22 +124,25 @@ def _head(
             raise ResponseError(f"invalid status {status!r}")
         line = b"HTTP/1.1 %d \r\n" % status
     parts = [line]
-    framed = chunked = said_close = False
+    framed = chunked = False
     for name, value in headers:
-        if (name not in _TOKENS and not _token(name)) or b"\r" in value or b"\n" in value:
-            raise ResponseError(f"invalid response header {name!r}")
-        lowered = name.lower()
-        if lowered == b"content-length":
-            framed = True
-        elif lowered == b"transfer-encoding":
-            # The app asks for chunking; this server frames the body itself.
-            chunked = framed = True
-            continue
-        elif lowered == b"connection":
-            if b"close" in value.lower():
-                keep_alive = False
-                said_close = True
-            continue  # hop-by-hop: this server says what it does with the connection
+        kind = _NAMES.get(name)
+        if kind is None:
+            kind = _name_kind(name)
+        if b"\r" in value or b"\n" in value:
+            raise ResponseError(f"invalid value of response header {name!r}")
+        if kind:
+            if kind == _LENGTH:
+                framed = True
+            elif kind == _CHUNKED:
+                # The app asks for chunking; this server frames the body itself.
+                chunked = framed = True
+                continue
+            else:
+                # Hop-by-hop: this server says what it does with the connection.
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue
         parts += (name, b": ", value, b"\r\n")
     if status in _NO_BODY_STATUS or status < 200:
         chunked = False
@@ -148,7 +155,7 @@ def _head(
             keep_alive = False  # HTTP/1.0: the body ends when the connection does
     if chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
-    if not keep_alive or said_close:
+    if not keep_alive:
         parts.append(b"connection: close\r\n\r\n")
     elif not http11:
         parts.append(b"connection: keep-alive\r\n\r\n")

@@ -39,7 +39,7 @@ from ._outlier import OutlierDetector
 from ._pool import EndpointPool
 from ._retry import Failure, RetryBudget, retryable
 from ._routing import Decisions
-from ._settings import GatewaySettings, RetrySettings, RouteSettings
+from ._settings import GatewaySettings, RouteSettings
 from ._upstream import ClientGone, Connection, UpstreamClosed, UpstreamProtocolError, require
 
 __all__ = ["RECORD_KEY", "SelectorsProxy", "UpstreamError"]
@@ -174,11 +174,11 @@ class SelectorsProxy:
         self.outlier_detection = outlier_detection
         self._health = HealthLifespan(router, enabled=health)
         self._pools: dict[str, EndpointPool] = {}
-        self._budgets: dict[str, RetryBudget] = {}
         self._outlier: OutlierDetector | None = None
         self._seen_config: object = None
         self._gateway: GatewaySettings = _DEFAULT_SETTINGS
-        self._routes: dict[str, RouteSettings] = {}
+        # Per rule: its settings and retry budget (both replaced on a reload).
+        self._routes: dict[str, tuple[RouteSettings, RetryBudget]] = {}
         self._closed = False
         self._decisions = Decisions(router, self.mapping)
         self._headers = RequestHeaders(
@@ -264,7 +264,6 @@ class SelectorsProxy:
         gateway = self.settings or config.gateway or _DEFAULT_SETTINGS
         self._gateway = gateway
         self._routes = {}
-        self._budgets = {}
         urls = {endpoint.url for endpoint in config.endpoints}
         for url, pool in list(self._pools.items()):
             if url not in urls:
@@ -282,22 +281,22 @@ class SelectorsProxy:
             self.mapping = attrs.evolve(self.mapping, token_cookie=TOKEN_COOKIE)
             self._decisions = Decisions(self.router, self.mapping)
 
-    def _route_settings(self, rule: str) -> RouteSettings:
-        if self.router.config is not self._seen_config:
-            self._refresh()
+    def _route(self, rule: str) -> tuple[RouteSettings, RetryBudget]:
         found = self._routes.get(rule)
         if found is None:
-            found = self._gateway.route(rule)
+            settings = self._gateway.route(rule)
             if self.timeout is not None or self.connect_timeout is not None:
-                found = RouteSettings(
-                    connect_timeout=self.connect_timeout or found.connect_timeout,
-                    first_byte_timeout=self.timeout or found.first_byte_timeout,
-                    idle_timeout=self.timeout or found.idle_timeout,
-                    retries=found.retries,
-                    rewrite_location=found.rewrite_location,
-                    write_token=found.write_token,
+                settings = RouteSettings(
+                    connect_timeout=self.connect_timeout or settings.connect_timeout,
+                    first_byte_timeout=self.timeout or settings.first_byte_timeout,
+                    idle_timeout=self.timeout or settings.idle_timeout,
+                    retries=settings.retries,
+                    rewrite_location=settings.rewrite_location,
+                    write_token=settings.write_token,
                 )
-            self._routes[rule] = found
+            retries = settings.retries
+            budget = RetryBudget(retries.budget, retries.min_retries_per_second)
+            found = self._routes[rule] = (settings, budget)
         return found
 
     def _pool(self, endpoint: Endpoint) -> EndpointPool:
@@ -309,16 +308,6 @@ class SelectorsProxy:
             )
             self._pools[endpoint.url] = pool
         return pool
-
-    def _budget(self, rule: str, retries: RetrySettings) -> RetryBudget:
-        budget = self._budgets.get(rule)
-        if budget is None or (budget.ratio, budget.per_second) != (
-            retries.budget,
-            retries.min_retries_per_second,
-        ):
-            budget = RetryBudget(retries.budget, retries.min_retries_per_second)
-            self._budgets[rule] = budget
-        return budget
 
     def _detector(self) -> OutlierDetector | None:
         if not self.outlier_detection or not self._gateway.outlier.enabled:
@@ -369,18 +358,18 @@ class SelectorsProxy:
         extra: Headers = []
         if self.debug_header is not None:
             extra.append((self.debug_header, debug_value(endpoint, decision).encode("latin-1")))
-        settings = self._route_settings(rule.name)
+        settings, budget = self._route(rule.name)
+        pool = self._pool(endpoint)
         try:
-            path = upstream_path(self._pool(endpoint).target, scope)
+            path = upstream_path(pool.target, scope)
         except (BadRequest, UnicodeError, ValueError) as exc:
             await _plain(send, 400, f"bad request: {exc}\n", extra)
             return
         first = await receive()
         if first["type"] == "http.disconnect":
             return
-        method = str(scope.get("method", "GET"))
+        method = scope.get("method") or "GET"
         headers = self._headers.build(scope, criteria, authenticated)
-        budget = self._budget(rule.name, settings.retries)
         budget.deposit()
         detector = self._detector()
         tried: list[str] = []
@@ -394,12 +383,12 @@ class SelectorsProxy:
         while True:
             record["attempts"] += 1
             tried.append(endpoint.id)
-            record["endpoint"] = endpoint.id
-            # The connection goes back to the pool it came from, even if a
-            # reload replaced or removed the endpoint's pool meanwhile.
-            pool = self._pool(endpoint)
             try:
                 if record["attempts"] > 1:
+                    record["endpoint"] = endpoint.id
+                    # The connection goes back to the pool it came from, even if
+                    # a reload replaced or removed the endpoint's pool meanwhile.
+                    pool = self._pool(endpoint)
                     path = upstream_path(pool.target, scope)
                 conn = await exchange(pool, path, method, headers, body_state, settings)
             except ClientGone:
