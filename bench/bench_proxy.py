@@ -372,6 +372,10 @@ def access_log_cost(n: int) -> dict[str, float]:
                 async def loop(target: Any = target) -> None:
                     for _ in range(n):
                         await target(dict(scope), receive, send)
+                    if isinstance(target, AccessLog):  # lines and metrics are done in batches
+                        target.flush()
+                        if target.metrics is not None:
+                            target.metrics.flush()
 
                 start = time.process_time()
                 asyncio.run(loop())

@@ -99,6 +99,8 @@ def log_one(app: Any, scope: dict[str, Any], fmt: str = "text") -> tuple[str, st
 
     asyncio.run(wrapped(scope, receive, send))
     assert sent[0]["type"] == "http.response.start"  # the app's answer passes through
+    assert lines == []  # formatted in batches
+    wrapped.flush()
     assert len(lines) == 1
     metrics.flush()  # as the worker does before each scrape
     return lines[0], prometheus_client.generate_latest(registry).decode()
@@ -193,7 +195,9 @@ def test_no_response_at_all_is_logged_as_499() -> None:
     async def send(message: Any) -> None:
         raise AssertionError("nothing is sent")
 
-    asyncio.run(AccessLog(silent, lines.append)(scope_for(b"/"), receive, send))
+    logged = AccessLog(silent, lines.append)
+    asyncio.run(logged(scope_for(b"/"), receive, send))
+    logged.flush()
     assert '"GET / HTTP/1.1" 499 0 ' in lines[0]
 
 

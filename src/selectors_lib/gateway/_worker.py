@@ -120,6 +120,7 @@ class Worker:
         self._forced = False
         self.access = LineSink(sys.stdout.fileno())
         self.request_metrics = RequestMetrics(self.registry)
+        self.access_log: AccessLog | None = None
 
     # -- what the admin endpoints report -------------------------------------------
 
@@ -210,6 +211,8 @@ class Worker:
 
     def flush(self) -> None:
         """Write the access-log lines and count the requests gathered so far."""
+        if self.access_log is not None:
+            self.access_log.flush()
         self.access.flush()
         self.request_metrics.flush()
         self.observer.fold()
@@ -272,12 +275,13 @@ class Worker:
         """The data plane: the proxy for the router, wrapped by the access log."""
         mapping = HeaderMapping(trust_user_header=self.options.trust_user_header)
         proxy = make_proxy(self.router, mapping, self.options.upstream_timeout)
-        return AccessLog(
+        self.access_log = AccessLog(
             proxy,
             self.access.write,
             fmt=self.options.access_log,
             metrics=self.request_metrics,
         )
+        return self.access_log
 
     async def serve(self, listen: socket.socket, admin: socket.socket | None) -> int:
         """Serve until a stop signal; return the exit code."""
