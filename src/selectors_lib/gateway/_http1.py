@@ -87,8 +87,8 @@ class ResponseError(SelectorsError, RuntimeError):
 
 def _head(
     status: int, headers: Any, body_length: int | None, http11: bool, keep_alive: bool
-) -> tuple[bytes, bool, bool]:
-    """Serialize a response head; return it, whether to chunk the body, and keep-alive.
+) -> tuple[bytes, bool, bool, int]:
+    """Serialize a response head.
 
     Args:
         status: The status code.
@@ -98,8 +98,13 @@ def _head(
         http11: The request was HTTP/1.1 (else 1.0: no chunking).
         keep_alive: The connection may stay open after this response.
 
+    Returns:
+        The head, whether to chunk the body, keep-alive, and the app's
+        ``Content-Length`` (-1 if it set none).
+
     Raises:
-        ResponseError: An invalid status, header name or header value.
+        ResponseError: An invalid status, header name or header value, or a
+            ``Content-Length`` that is not a number.
     """
     line = _STATUS_LINE.get(status)
     if line is None:
@@ -108,13 +113,17 @@ def _head(
         line = b"HTTP/1.1 %d \r\n" % status
     parts = [line]
     framed = chunked = said_close = False
+    length = -1
     for name, value in headers:
         # translate() deletes token characters: anything left is not a token.
         if not name or name.translate(None, _TOKEN) or b"\r" in value or b"\n" in value:
             raise ResponseError(f"invalid response header {name!r}")
         lowered = name.lower()
         if lowered == b"content-length":
+            if not value.isdigit():
+                raise ResponseError(f"invalid content-length {value!r}")
             framed = True
+            length = int(value)
         elif lowered == b"transfer-encoding":
             # The app asks for chunking; this server frames the body itself.
             chunked = framed = True
@@ -127,6 +136,13 @@ def _head(
         parts += (name, b": ", value, b"\r\n")
     if status in _NO_BODY_STATUS or status < 200:
         chunked = False
+    elif chunked:
+        if length >= 0:
+            # Both framings: chunking wins and the length goes (RFC 9112 section 6.3).
+            kept = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+            return _head(status, kept, body_length, http11, keep_alive)
+        if not http11:
+            chunked = keep_alive = False  # HTTP/1.0 reads no chunks: close-delimited
     elif not framed:
         if body_length is not None:
             parts.append(b"content-length: %d\r\n" % body_length)
@@ -142,7 +158,7 @@ def _head(
         parts.append(b"connection: keep-alive\r\n\r\n")
     else:
         parts.append(b"\r\n")
-    return b"".join(parts), chunked, keep_alive
+    return b"".join(parts), chunked, keep_alive, length
 
 
 class _Exchange:
@@ -161,6 +177,7 @@ class _Exchange:
         "headers",
         "http11",
         "keep_alive",
+        "remaining",
         "scope",
         "started",
         "status",
@@ -182,6 +199,8 @@ class _Exchange:
         self.started = self.complete = self.chunked = False
         self.status = 0
         self.headers: Any = ()
+        # Body bytes the app's Content-Length still owes (-1: no length to hold it to).
+        self.remaining = -1
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -240,10 +259,12 @@ class _Exchange:
             self.complete = not more
             return
         if self.headers is not None:
-            head, self.chunked, self.keep_alive = _head(
-                self.status, self.headers, None if more else len(body), self.http11, self.keep_alive
+            # A whole answer before the whole request body: the rest of it
+            # would be read as the next request, so the connection closes.
+            keep_alive = self.keep_alive and (more or self.body_done)
+            head, self.chunked, self.keep_alive, length = _head(
+                self.status, self.headers, None if more else len(body), self.http11, keep_alive
             )
-            self.headers = None
             if self.head_only or self.status in _NO_BODY_STATUS or self.status < 200:
                 out = head
             elif self.chunked:
@@ -251,7 +272,11 @@ class _Exchange:
                 if not more:
                     out += b"0\r\n\r\n"
             else:
+                if length >= 0:
+                    self.remaining = length
+                    self._count(len(body))
                 out = head + body if body else head
+            self.headers = None  # written (after _count: a failed check still answers 500)
         elif self.head_only or self.status in _NO_BODY_STATUS:
             out = b""
         elif self.chunked:
@@ -259,15 +284,27 @@ class _Exchange:
             if not more:
                 out += b"0\r\n\r\n"
         else:
+            if self.remaining >= 0:
+                self._count(len(body))
             out = body
         if out:
             conn.transport.write(out)
         if not more:
+            if self.remaining > 0:
+                # The client waits for bytes that never come: only a close ends it.
+                _log.warning("response body %d bytes short of its content-length", self.remaining)
+                self.keep_alive = False
             self.complete = True
             self.wake()
             conn.finished(self)
         elif conn.write_paused:
             await conn.drained()
+
+    def _count(self, size: int) -> None:
+        self.remaining -= size
+        if self.remaining < 0:
+            # Written, the excess would be read as the next response.
+            raise ResponseError("response body longer than its content-length")
 
 
 class _Connection(asyncio.Protocol):
@@ -339,10 +376,10 @@ class _Connection(asyncio.Protocol):
             await self._drain
 
     def data_received(self, data: bytes) -> None:
+        # The idle timer runs on until a request begins (on_message_begin): an
+        # empty line between requests (RFC 9112 section 2.2) starts none.
         if self._closing or self._ignore_input:
             return
-        if self._timer is not None and not self._in_head:
-            self._cancel_timer()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -449,15 +486,17 @@ class _Connection(asyncio.Protocol):
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 _log.error("the request failed: %r", exc, exc_info=exc)
-            if not exchange.started and not self.gone:
-                self.transport.write(_SERVER_ERROR)
-            self._close()
+            if not exchange.complete:
+                # Nothing written yet (the head waits for the first body): a 500 fits.
+                if exchange.headers is not None and not self.gone:
+                    self.transport.write(_SERVER_ERROR)
+                self._close()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
             if not exchange.complete:
                 # The app returned without finishing its answer.
-                if not exchange.started and not self.gone:
+                if exchange.headers is not None and not self.gone:
                     self.transport.write(_SERVER_ERROR)
                 self._close()
         finally:
@@ -535,9 +574,13 @@ class _Connection(asyncio.Protocol):
         exchange = self._parsing
         if exchange is not None:
             self._parsing = None
-            exchange.keep_alive = False
             exchange.body_done = True
             exchange.wake()
+        else:
+            # Complete (llhttp stops after the message): the last one parsed.
+            exchange = self._queue[-1] if self._queue else self.active
+        if exchange is not None:
+            exchange.keep_alive = False
 
     def _refuse(self, answer: bytes) -> None:
         """Answer a request the app never sees, and close."""
@@ -601,6 +644,8 @@ class HttpServer:
         for conn in list(self.connections):
             if conn.idle():
                 conn._close()
+            elif conn.active is not None:
+                conn.active.keep_alive = False  # its answer says the connection closes
 
     async def drain(self, timeout: float) -> bool:
         """After :meth:`close`: give requests in flight ``timeout`` seconds to finish.
