@@ -325,6 +325,21 @@ def test_expect_100_continue_only_when_the_app_reads(loop_kind: str) -> None:
         assert reader.closed()
 
 
+def test_an_early_answer_reaches_a_client_still_sending_its_body(loop_kind: str) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await answer(send, 413, b"too big")
+
+    body = b"x" * (4 << 20)
+    request = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with running(app, loop_kind) as run:
+        for _ in range(3):
+            # sendall() returns only once the server took the whole body: a
+            # close with input unread would reset the connection, answer and all.
+            reader, (status, headers, got) = exchange(run, request + body)
+            assert (status, headers["connection"], got) == (413, "close", b"too big")
+            assert reader.closed()
+
+
 def stream_app(chunks: list[bytes], headers: list[Any] | None = None, status: int = 200) -> App:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await read_body(receive)
@@ -565,6 +580,47 @@ def test_requests_the_app_never_sees(loop_kind: str, request_bytes: bytes, statu
         reader, (got, headers, _) = exchange(run, request_bytes)
         assert (got, headers["connection"], calls) == (status, "close", [])
         assert reader.closed()
+
+
+@pytest.mark.parametrize(
+    ("after", "answered"),
+    [
+        (b"GARBAGE\r\n\r\n", ["/first"]),
+        (b"GET /second HTTP/1.1\r\nHost: h\r\n\r\nGARBAGE\r\n\r\n", ["/first", "/second"]),
+        (b"POST /third HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", ["/first"]),
+        (b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 300, ["/first"]),  # over MAX_REQUEST_HEAD
+        (b"GET / HTTP/1.1\r\n", ["/first"]),  # times out (HEAD_TIMEOUT)
+    ],
+)
+def test_a_bad_request_behind_ones_in_flight_lets_them_finish(
+    loop_kind: str, after: bytes, answered: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_http1, "HEAD_TIMEOUT", 0.3)
+    monkeypatch.setattr(_http1, "MAX_REQUEST_HEAD", 1024)
+    release, entered = threading.Event(), threading.Event()
+    paths: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        paths.append(scope["path"])
+        entered.set()
+        await asyncio.to_thread(release.wait, 5)
+        await answer(send, 200, scope["path"].encode())
+
+    with running(app, loop_kind) as run:
+        sock = run.connect()
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n" + after)
+        assert entered.wait(5)
+        (conn,) = run.server.connections
+        for _ in range(500):  # until the server gave up on the bad request
+            if conn._ignore_input:
+                break
+            time.sleep(0.01)
+        release.set()
+        reader = Reader(sock)
+        got = [reader.response() for _ in answered]
+        assert reader.closed()
+    assert [body.decode() for _, _, body in got] == answered == paths
+    assert [headers.get("connection") for _, headers, _ in got][-1] == "close"
 
 
 def test_h2c_upgrade_is_served_as_http11(loop_kind: str) -> None:

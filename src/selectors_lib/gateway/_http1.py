@@ -38,7 +38,7 @@ import httptools
 
 from selectors_lib._errors import SelectorsError
 
-__all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
+__all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "LINGER_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +52,8 @@ MAX_REQUEST_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 #: Seconds a connection may stay idle between requests.
 KEEPALIVE_TIMEOUT = 5.0
+#: Seconds a connection closing with input unread keeps reading (and dropping) it.
+LINGER_TIMEOUT = 2.0
 #: Request body bytes read ahead of the app before reading pauses.
 BODY_READ_AHEAD = 64 * 1024
 
@@ -490,7 +492,7 @@ class _Connection(asyncio.Protocol):
                 # Nothing written yet (the head waits for the first body): a 500 fits.
                 if exchange.headers is not None and not self.gone:
                     self.transport.write(_SERVER_ERROR)
-                self._close()
+                self._close(linger=self._parsing is not None)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
@@ -498,7 +500,7 @@ class _Connection(asyncio.Protocol):
                 # The app returned without finishing its answer.
                 if exchange.headers is not None and not self.gone:
                     self.transport.write(_SERVER_ERROR)
-                self._close()
+                self._close(linger=self._parsing is not None)
         finally:
             task = asyncio.current_task()
             if task is not None:
@@ -511,7 +513,7 @@ class _Connection(asyncio.Protocol):
         self.active = None
         if not exchange.keep_alive or self._parsing is exchange or self.server.closing:
             # A body the app never read would be taken for the next request.
-            self._close()
+            self._close(linger=self._parsing is not None or bool(self._queue))
             return
         if self._queue:
             self._start(self._queue.popleft())
@@ -584,19 +586,42 @@ class _Connection(asyncio.Protocol):
 
     def _refuse(self, answer: bytes) -> None:
         """Answer a request the app never sees, and close."""
-        if self.active is None or self.active.complete:
+        active, parsing = self.active, self._parsing
+        if active is None or active.complete:
             self.transport.write(answer)
-        self._close()
+        elif parsing is not active:
+            # The requests before this one are whole: their answers go out
+            # first, then the connection closes (the parser cannot go on).
+            if parsing is not None:
+                self._queue.remove(parsing)
+            self._parsing = None
+            self._ignore_input = True
+            self._in_head = False
+            self._cancel_timer()
+            (self._queue[-1] if self._queue else active).keep_alive = False
+            return
+        self._close(linger=True)
 
     def idle(self) -> bool:
         """True between requests (nothing in flight, no head half-read)."""
         return self.active is None and not self._in_head
 
-    def _close(self) -> None:
-        self._closing = True
+    def _close(self, linger: bool = False) -> None:
+        """Close after what was written; ``linger`` if the client may still be sending."""
+        was_closing, self._closing = self._closing, True
         self._cancel_timer()
-        if not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if linger and not was_closing and transport.can_write_eof():
+            # A close with input unread sends a reset, which can destroy the
+            # answer before the client reads it (RFC 9112 section 9.6): send
+            # FIN, drop input (data_received) until the client closes too.
+            transport.write_eof()
+            self._resume_reading()
+            self._timer = self.loop.call_later(LINGER_TIMEOUT, transport.close)
+        else:
+            transport.close()
 
     def abort(self) -> None:
         """Close now, dropping what was not written (a forced shutdown)."""
