@@ -600,7 +600,14 @@ class _Connection(asyncio.Protocol):
             self._cancel_timer()
             (self._queue[-1] if self._queue else active).keep_alive = False
             return
+        elif active.headers is not None:
+            # The request in flight is the bad one (its body), still unanswered.
+            self.transport.write(answer)
         self._close(linger=True)
+        if active is not None and not active.complete:
+            # Its app gets no more body and may write nothing after this answer.
+            self.gone = True
+            active.wake()
 
     def idle(self) -> bool:
         """True between requests (nothing in flight, no head half-read)."""
@@ -611,9 +618,9 @@ class _Connection(asyncio.Protocol):
         was_closing, self._closing = self._closing, True
         self._cancel_timer()
         transport = self.transport
-        if transport.is_closing():
-            return
-        if linger and not was_closing and transport.can_write_eof():
+        if was_closing or transport.is_closing():
+            return  # closed, or lingering until its timer closes it
+        if linger and transport.can_write_eof():
             # A close with input unread sends a reset, which can destroy the
             # answer before the client reads it (RFC 9112 section 9.6): send
             # FIN, drop input (data_received) until the client closes too.
