@@ -616,10 +616,10 @@ class _Connection(asyncio.Protocol):
     def _close(self, linger: bool = False) -> None:
         """Close after what was written; ``linger`` if the client may still be sending."""
         was_closing, self._closing = self._closing, True
-        self._cancel_timer()
         transport = self.transport
         if was_closing or transport.is_closing():
             return  # closed, or lingering until its timer closes it
+        self._cancel_timer()
         if linger and transport.can_write_eof():
             # A close with input unread sends a reset, which can destroy the
             # answer before the client reads it (RFC 9112 section 9.6): send
