@@ -144,6 +144,16 @@ def test_expect_100_continue_only_when_the_app_reads(loop_kind: str) -> None:
         assert (status, headers["connection"]) == (417, "close")
         assert reader.closed()
 
+        # HTTP/1.0 knows no 100 (RFC 9110 section 10.1.1): the app reads, nothing comes.
+        sock = run.connect()
+        sock.sendall(head.replace(b"HTTP/1.1", b"HTTP/1.0") % b"/read")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(100)
+        sock.settimeout(5)
+        sock.sendall(b"howdy")
+        assert Reader(sock).response()[::2] == (200, b"howdy")
+
 
 def test_an_early_answer_reaches_a_client_still_sending_its_body(loop_kind: str) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -213,7 +213,8 @@ class _Exchange:
         conn = self.conn
         if self.expect_continue:
             self.expect_continue = False
-            if not self.body_done and not self.started and not conn.gone:
+            # Never to an HTTP/1.0 client (RFC 9110 section 10.1.1): it sends its body anyway.
+            if not self.body_done and not self.started and not conn.gone and self.http11:
                 conn.transport.write(_CONTINUE)
         while not self.body and not self.body_done and not conn.gone:
             await self._wait()
