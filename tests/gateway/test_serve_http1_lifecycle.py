@@ -140,3 +140,35 @@ def test_a_failing_lifespan_shutdown_does_not_raise() -> None:
 
     asyncio.run(main())
     assert events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+@pytest.mark.parametrize("fault", ["fails-while-serving", "never-stops"])
+def test_lifespan_trouble_after_startup_is_logged_at_shutdown(
+    fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cancelled: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        if fault == "fails-while-serving":
+            raise RuntimeError("lost its database (on purpose)")
+        try:
+            await asyncio.sleep(60)  # deaf to lifespan.shutdown
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def main() -> None:
+        lifespan = Lifespan(app)
+        await lifespan.startup()
+        await asyncio.sleep(0.01)
+        await lifespan.shutdown(timeout=0.2)
+        await asyncio.sleep(0.01)
+
+    with caplog.at_level("ERROR", logger="selectors_lib.serve"):
+        asyncio.run(main())
+    expected = "lost its database" if fault == "fails-while-serving" else "did not finish"
+    logged = [r.getMessage() for r in caplog.records if r.name == "selectors_lib.serve"]
+    assert any(expected in line for line in logged), logged
+    assert cancelled == ([] if fault == "fails-while-serving" else [True])

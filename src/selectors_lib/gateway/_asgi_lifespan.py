@@ -65,10 +65,12 @@ class Lifespan:
         raised: the caller still has listeners to close and logs to flush.
         """
         task, stopped = self._task, self._stopped
-        if not self._running or task is None or task.done() or stopped is None:
+        if not self._running or task is None or stopped is None:
             return
         self._running = False
-        await self._inbox.put({"type": "lifespan.shutdown"})
+        if not task.done():
+            await self._inbox.put({"type": "lifespan.shutdown"})
+        # Done already: an app that failed while serving is reported here.
         try:
             await asyncio.wait_for(asyncio.shield(stopped), timeout)
         except TimeoutError:
