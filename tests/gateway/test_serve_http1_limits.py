@@ -206,6 +206,21 @@ def test_app_failures_before_any_byte_answer_500_and_close(loop_kind: str, where
         assert reader.closed()
 
 
+def test_an_app_failing_after_its_answer_leaves_the_connection_open(loop_kind: str) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await answer(send, 200, scope["path"].encode())
+        raise RuntimeError("after the answer (on purpose)")
+
+    with running(app, loop_kind) as run:
+        sock = run.connect()
+        reader = Reader(sock)
+        for path in (b"/one", b"/two"):
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+            status, headers, body = reader.response()
+            assert (status, body) == (200, path)
+            assert "connection" not in headers
+
+
 @pytest.mark.parametrize("where", ["mid-body", "unfinished-body"])
 def test_app_failures_mid_body_close_without_a_clean_end(loop_kind: str, where: str) -> None:
     with running(failing_app(where), loop_kind) as run:
