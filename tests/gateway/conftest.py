@@ -26,3 +26,10 @@ def backends() -> Iterator[dict[str, str]]:
 def config(backends: dict[str, str]) -> dict[str, Any]:
     """A fresh routing configuration over the session's backends."""
     return routing_config(backends)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """The event loop a test's server runs on: the default one, then uvloop."""
+    kind: str = request.param
+    return kind

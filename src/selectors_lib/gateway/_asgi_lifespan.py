@@ -9,6 +9,7 @@ without answering does not use the protocol (uvicorn's ``auto``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from ._http1 import ASGIApp
 __all__ = ["Lifespan", "LifespanError"]
 
 Message = MutableMapping[str, Any]
+
+_log = logging.getLogger("selectors_lib.serve")
 
 
 class LifespanError(SelectorsError, RuntimeError):
@@ -40,6 +43,7 @@ class Lifespan:
         self._started: asyncio.Future[bool] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running = False
 
     async def startup(self) -> None:
         """Send ``lifespan.startup`` and wait for the answer.
@@ -52,19 +56,28 @@ class Lifespan:
         self._stopped = loop.create_future()
         self._task = loop.create_task(self._main())
         await self._inbox.put({"type": "lifespan.startup"})
-        await self._started
+        self._running = await self._started
 
     async def shutdown(self, timeout: float = 10.0) -> None:
-        """Send ``lifespan.shutdown`` and wait (at most ``timeout`` seconds) for the app."""
-        task, started = self._task, self._started
-        if task is None or task.done() or started is None or not started.result():
+        """Send ``lifespan.shutdown`` and wait (at most ``timeout`` seconds) for the app.
+
+        Once only, and only after a started lifespan. A failure is logged, not
+        raised: the caller still has listeners to close and logs to flush.
+        """
+        task, stopped = self._task, self._stopped
+        if not self._running or task is None or stopped is None:
             return
-        await self._inbox.put({"type": "lifespan.shutdown"})
-        assert self._stopped is not None
+        self._running = False
+        if not task.done():
+            await self._inbox.put({"type": "lifespan.shutdown"})
+        # Done already: an app that failed while serving is reported here.
         try:
-            await asyncio.wait_for(asyncio.shield(self._stopped), timeout)
+            await asyncio.wait_for(asyncio.shield(stopped), timeout)
         except TimeoutError:
+            _log.error("lifespan shutdown did not finish within %gs: cancelled", timeout)
             task.cancel()
+        except LifespanError as exc:
+            _log.error("%s", exc)
 
     async def _main(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}

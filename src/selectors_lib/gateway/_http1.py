@@ -39,7 +39,7 @@ import httptools
 
 from selectors_lib._errors import SelectorsError
 
-__all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
+__all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "LINGER_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +55,8 @@ HEAD_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 5.0
 #: Seconds between checks of the connections' deadlines (their precision).
 _SWEEP_EVERY = 0.25
+#: Seconds a connection closing with input unread keeps reading (and dropping) it.
+LINGER_TIMEOUT = 2.0
 #: Request body bytes read ahead of the app before reading pauses.
 BODY_READ_AHEAD = 64 * 1024
 
@@ -104,8 +106,8 @@ class ResponseError(SelectorsError, RuntimeError):
 
 def _head(
     status: int, headers: Any, body_length: int | None, http11: bool, keep_alive: bool
-) -> tuple[bytes, bool, bool]:
-    """Serialize a response head; return it, whether to chunk the body, and keep-alive.
+) -> tuple[bytes, bool, bool, int]:
+    """Serialize a response head.
 
     Args:
         status: The status code.
@@ -115,8 +117,13 @@ def _head(
         http11: The request was HTTP/1.1 (else 1.0: no chunking).
         keep_alive: The connection may stay open after this response.
 
+    Returns:
+        The head, whether to chunk the body, keep-alive, and the app's
+        ``Content-Length`` (-1 if it set none).
+
     Raises:
-        ResponseError: An invalid status, header name or header value.
+        ResponseError: An invalid status, header name or header value, or a
+            ``Content-Length`` that is not a number.
     """
     line = _STATUS_LINE.get(status)
     if line is None:
@@ -125,6 +132,7 @@ def _head(
         line = b"HTTP/1.1 %d \r\n" % status
     parts = [line]
     framed = chunked = False
+    length = -1
     for name, value in headers:
         kind = _NAMES.get(name)
         if kind is None:
@@ -133,7 +141,10 @@ def _head(
             raise ResponseError(f"invalid value of response header {name!r}")
         if kind:
             if kind == _LENGTH:
+                if not value.isdigit():
+                    raise ResponseError(f"invalid content-length {value!r}")
                 framed = True
+                length = int(value)
             elif kind == _CHUNKED:
                 # The app asks for chunking; this server frames the body itself.
                 chunked = framed = True
@@ -146,6 +157,13 @@ def _head(
         parts += (name, b": ", value, b"\r\n")
     if status in _NO_BODY_STATUS or status < 200:
         chunked = False
+    elif chunked:
+        if length >= 0:
+            # Both framings: chunking wins and the length goes (RFC 9112 section 6.3).
+            kept = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+            return _head(status, kept, body_length, http11, keep_alive)
+        if not http11:
+            chunked = keep_alive = False  # HTTP/1.0 reads no chunks: close-delimited
     elif not framed:
         if body_length is not None:
             parts.append(b"content-length: %d\r\n" % body_length)
@@ -161,7 +179,7 @@ def _head(
         parts.append(b"connection: keep-alive\r\n\r\n")
     else:
         parts.append(b"\r\n")
-    return b"".join(parts), chunked, keep_alive
+    return b"".join(parts), chunked, keep_alive, length
 
 
 class _Exchange:
@@ -180,6 +198,7 @@ class _Exchange:
         "headers",
         "http11",
         "keep_alive",
+        "remaining",
         "scope",
         "started",
         "status",
@@ -201,6 +220,8 @@ class _Exchange:
         self.started = self.complete = self.chunked = False
         self.status = 0
         self.headers: Any = ()
+        # Body bytes the app's Content-Length still owes (-1: no length to hold it to).
+        self.remaining = -1
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -211,7 +232,8 @@ class _Exchange:
         conn = self.conn
         if self.expect_continue:
             self.expect_continue = False
-            if not self.body_done and not self.started and not conn.gone:
+            # Never to an HTTP/1.0 client (RFC 9110 section 10.1.1): it sends its body anyway.
+            if not self.body_done and not self.started and not conn.gone and self.http11:
                 conn.transport.write(_CONTINUE)
         while not self.body and not self.body_done and not conn.gone:
             await self._wait()
@@ -259,10 +281,12 @@ class _Exchange:
             self.complete = not more
             return
         if self.headers is not None:
-            head, self.chunked, self.keep_alive = _head(
-                self.status, self.headers, None if more else len(body), self.http11, self.keep_alive
+            # A whole answer before the whole request body: the rest of it
+            # would be read as the next request, so the connection closes.
+            keep_alive = self.keep_alive and (more or self.body_done)
+            head, self.chunked, self.keep_alive, length = _head(
+                self.status, self.headers, None if more else len(body), self.http11, keep_alive
             )
-            self.headers = None
             if self.head_only or self.status in _NO_BODY_STATUS or self.status < 200:
                 out = head
             elif self.chunked:
@@ -270,7 +294,11 @@ class _Exchange:
                 if not more:
                     out += b"0\r\n\r\n"
             else:
+                if length >= 0:
+                    self.remaining = length
+                    self._count(len(body))
                 out = head + body if body else head
+            self.headers = None  # written (after _count: a failed check still answers 500)
         elif self.head_only or self.status in _NO_BODY_STATUS:
             out = b""
         elif self.chunked:
@@ -278,15 +306,27 @@ class _Exchange:
             if not more:
                 out += b"0\r\n\r\n"
         else:
+            if self.remaining >= 0:
+                self._count(len(body))
             out = body
         if out:
             conn.transport.write(out)
         if not more:
+            if self.remaining > 0:
+                # The client waits for bytes that never come: only a close ends it.
+                _log.warning("response body %d bytes short of its content-length", self.remaining)
+                self.keep_alive = False
             self.complete = True
             self.wake()
             conn.finished(self)
         elif conn.write_paused:
             await conn.drained()
+
+    def _count(self, size: int) -> None:
+        self.remaining -= size
+        if self.remaining < 0:
+            # Written, the excess would be read as the next response.
+            raise ResponseError("response body longer than its content-length")
 
 
 class _Connection(asyncio.Protocol):
@@ -314,6 +354,7 @@ class _Connection(asyncio.Protocol):
         # checked by the server's sweep: no timer per request.
         self.deadline = 0.0
         self._closing = False
+        self._lingering = False
         self._ignore_input = False
         self._server_addr: tuple[str, int] | None = None
         self._client_addr: tuple[str, int] | None = None
@@ -359,6 +400,8 @@ class _Connection(asyncio.Protocol):
             await self._drain
 
     def data_received(self, data: bytes) -> None:
+        # The idle timer runs on until a request begins (on_message_begin): an
+        # empty line between requests (RFC 9112 section 2.2) starts none.
         if self._closing or self._ignore_input:
             return
         try:
@@ -469,17 +512,19 @@ class _Connection(asyncio.Protocol):
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 _log.error("the request failed: %r", exc, exc_info=exc)
-            if not exchange.started and not self.gone:
-                self.transport.write(_SERVER_ERROR)
-            self._close()
+            if not exchange.complete:
+                # Nothing written yet (the head waits for the first body): a 500 fits.
+                if exchange.headers is not None and not self.gone:
+                    self.transport.write(_SERVER_ERROR)
+                self._close(linger=self._parsing is not None)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
             if not exchange.complete:
                 # The app returned without finishing its answer.
-                if not exchange.started and not self.gone:
+                if exchange.headers is not None and not self.gone:
                     self.transport.write(_SERVER_ERROR)
-                self._close()
+                self._close(linger=self._parsing is not None)
 
     def finished(self, exchange: _Exchange) -> None:
         """The app sent its last body message: next request, idle, or close."""
@@ -488,7 +533,7 @@ class _Connection(asyncio.Protocol):
         self.active = None
         if not exchange.keep_alive or self._parsing is exchange or self.server.closing:
             # A body the app never read would be taken for the next request.
-            self._close()
+            self._close(linger=self._parsing is not None or bool(self._queue))
             return
         if self._queue:
             self._start(self._queue.popleft())
@@ -519,7 +564,9 @@ class _Connection(asyncio.Protocol):
     def expire(self) -> None:
         """The deadline passed: close an idle connection, or refuse a head that is late."""
         self.deadline = 0.0
-        if self._in_head:
+        if self._lingering:
+            self.transport.close()
+        elif self._in_head:
             _log.info("request head not complete within %gs: connection closed", HEAD_TIMEOUT)
             self._refuse(_HEAD_TIMEOUT)
         elif self.active is None:
@@ -540,25 +587,60 @@ class _Connection(asyncio.Protocol):
         exchange = self._parsing
         if exchange is not None:
             self._parsing = None
-            exchange.keep_alive = False
             exchange.body_done = True
             exchange.wake()
+        else:
+            # Complete (llhttp stops after the message): the last one parsed.
+            exchange = self._queue[-1] if self._queue else self.active
+        if exchange is not None:
+            exchange.keep_alive = False
 
     def _refuse(self, answer: bytes) -> None:
         """Answer a request the app never sees, and close."""
-        if self.active is None or self.active.complete:
+        active, parsing = self.active, self._parsing
+        if active is None or active.complete:
             self.transport.write(answer)
-        self._close()
+        elif parsing is not active:
+            # The requests before this one are whole: their answers go out
+            # first, then the connection closes (the parser cannot go on).
+            if parsing is not None:
+                self._queue.remove(parsing)
+            self._parsing = None
+            self._ignore_input = True
+            self._in_head = False
+            self.deadline = 0.0
+            (self._queue[-1] if self._queue else active).keep_alive = False
+            return
+        elif active.headers is not None:
+            # The request in flight is the bad one (its body), still unanswered.
+            self.transport.write(answer)
+        self._close(linger=True)
+        if active is not None and not active.complete:
+            # Its app gets no more body and may write nothing after this answer.
+            self.gone = True
+            active.wake()
 
     def idle(self) -> bool:
         """True between requests (nothing in flight, no head half-read)."""
         return self.active is None and not self._in_head
 
-    def _close(self) -> None:
-        self._closing = True
+    def _close(self, linger: bool = False) -> None:
+        """Close after what was written; ``linger`` if the client may still be sending."""
+        was_closing, self._closing = self._closing, True
+        transport = self.transport
+        if was_closing or transport.is_closing():
+            return  # closed, or lingering until its deadline closes it
         self.deadline = 0.0
-        if not self.transport.is_closing():
-            self.transport.close()
+        if linger and transport.can_write_eof():
+            # A close with input unread sends a reset, which can destroy the
+            # answer before the client reads it (RFC 9112 section 9.6): send
+            # FIN, drop input (data_received) until the client closes too.
+            transport.write_eof()
+            self._resume_reading()
+            self._lingering = True
+            self.deadline = self.loop.time() + LINGER_TIMEOUT
+        else:
+            transport.close()
 
     def abort(self) -> None:
         """Close now, dropping what was not written (a forced shutdown)."""
@@ -616,6 +698,8 @@ class HttpServer:
         for conn in list(self.connections):
             if conn.idle():
                 conn._close()
+            elif conn.active is not None:
+                conn.active.keep_alive = False  # its answer says the connection closes
 
     async def drain(self, timeout: float) -> bool:
         """After :meth:`close`: give requests in flight ``timeout`` seconds to finish.
