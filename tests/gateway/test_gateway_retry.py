@@ -51,7 +51,9 @@ def test_the_budget_allows_its_share_of_retries_plus_a_floor_per_second() -> Non
         (Failure.RESET, "POST", True, False),
         (Failure.TIMEOUT, "PUT", True, True),
         (Failure.TIMEOUT, "PATCH", True, False),
-        (Failure.PROTOCOL, "GET", True, False),
+        (Failure.PROTOCOL, "GET", True, True),
+        (Failure.PROTOCOL, "POST", True, False),
+        (Failure.PROTOCOL, "DELETE", False, False),
     ],
 )
 def test_what_is_retried(kind: str, method: str, replayable: bool, expected: bool) -> None:
@@ -129,4 +131,49 @@ def test_a_reset_before_any_byte_is_retried_for_idempotent_methods_only(
         assert client.get("/g").json()["backend"] == "ro-2"
         assert client.put("/u", content=b"v").json()["backend"] == "ro-2"
         # The closer may have processed a POST: it is not sent again.
+        assert client.post("/p", content=b"v").status_code == 502
+
+
+@pytest.fixture
+def stranger() -> Iterator[str]:
+    """An upstream that answers each request with something that is not HTTP, then closes.
+
+    As when another program took a dead replica's port (Redis, here).
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.recv(65536)
+            conn.sendall(b"-ERR unknown command 'GET'\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(10)
+        server.close()
+
+
+def test_an_answer_that_is_not_http_is_retried_for_idempotent_methods_only(
+    stranger: str, backends: dict[str, str]
+) -> None:
+    router = load_router(config(stranger, backends))
+    with (
+        serve_asgi(SelectorsProxy(router), lifespan="on", proxy=True) as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        # Nothing reached the client: the next replica answers.
+        assert client.get("/g").json()["backend"] == "ro-2"
+        assert client.delete("/d").json()["backend"] == "ro-2"
+        # The stranger may have acted on a POST: it is not repeated.
         assert client.post("/p", content=b"v").status_code == 502

@@ -55,6 +55,7 @@ async def exchange(
         ClientGone: The client disconnected meanwhile.
         ClientStalled: The client stopped sending its streamed body.
     """
+    stale_retried = False
     while True:
         try:
             conn = await pool.acquire(settings.connect_timeout)
@@ -79,31 +80,28 @@ async def exchange(
             raise AttemptFailed(Failure.PROTOCOL, str(exc)) from exc
         except (UpstreamClosed, OSError) as exc:
             pool.release(conn)
+            detail = str(exc) or type(exc).__name__
             if conn.received:
-                raise AttemptFailed(Failure.PROTOCOL, str(exc) or type(exc).__name__) from exc
-            if reused and method in IDEMPOTENT and body.replayable:
+                # Part of a head, then the end: nothing reached the client yet.
+                raise AttemptFailed(Failure.PROTOCOL, detail) from exc
+            if (
+                reused
+                and not stale_retried
+                and body.replayable
+                and (conn.unsent or method in IDEMPOTENT)
+            ):
                 # The keep-alive race: the upstream closed an idle
-                # connection as we reused it. Its other idle ones are as
-                # suspect; a fresh connection says whether it is down.
+                # connection as we reused it (or died with it). Its other
+                # idle ones are as suspect; a fresh connection says whether
+                # it is down, and is not a failure of the replica yet.
+                stale_retried = True
                 pool.drop_idle()
                 continue
-            raise AttemptFailed(Failure.RESET, str(exc) or type(exc).__name__) from exc
+            kind = Failure.NOT_SENT if conn.unsent else Failure.RESET
+            raise AttemptFailed(kind, detail) from exc
         except BaseException:
             pool.release(conn)
             raise
-        if not conn.complete and method in IDEMPOTENT and body.replayable:
-            # Nothing went to the client yet: an upstream that dies between
-            # its head and its body can still be replaced by another replica.
-            try:
-                await conn.body_started(settings.first_byte_timeout)
-            except TimeoutError:
-                pass  # a slow stream, not a failure: its head goes out as is
-            except (UpstreamClosed, UpstreamProtocolError, OSError) as exc:
-                pool.release(conn)
-                raise AttemptFailed(Failure.RESET, f"closed before its body: {exc}") from exc
-            except BaseException:
-                pool.release(conn)
-                raise
         return conn
 
 

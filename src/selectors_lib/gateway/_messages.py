@@ -45,6 +45,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
 )
 _LENGTH = frozenset({b"content-length"})
 _NOTHING: frozenset[bytes] = frozenset()
+# Final statuses that never have a body (1xx heads are never final here).
+_BODILESS = frozenset({204, 304})
 # At most this many X-Forwarded-For entries are relayed, the last ones (the
 # nearest hops): the rebuilt headers stay bounded whatever a client sends.
 _MAX_FORWARDED_HOPS = 32
@@ -148,14 +150,23 @@ def _origin_form(raw: bytes, scope: Scope) -> bytes:
     return slash + path if slash else b"/"
 
 
-def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+def response_headers(headers: Iterable[tuple[bytes, bytes]], status: int = 200) -> Headers:
     """Upstream response headers as the client gets them.
 
     Hop-by-hop fields go; ``Content-Length`` goes too when ``Transfer-Encoding``
     was present (RFC 9112 section 6.3: the chunked framing wins, and the
-    server in front re-frames the body).
+    server in front re-frames the body), and on ``204`` and ``304`` answers,
+    which have no body whatever their fields say (RFC 9110 sections 8.6 and
+    15.4.5): the server in front would otherwise wait for, or insist on,
+    body bytes that never come.
+
+    Args:
+        headers: The upstream's raw pairs.
+        status: The upstream's status.
     """
     pairs = [(n.lower(), v) for n, v in headers]
+    if status in _BODILESS:
+        return strip_hop_by_hop(pairs, _LENGTH)
     for name, _ in pairs:
         if name == b"transfer-encoding":
             return strip_hop_by_hop(pairs, _LENGTH)

@@ -3,11 +3,14 @@
 As Envoy's ``retry_policy`` and nginx's ``proxy_next_upstream``:
 
 * nothing was sent (the connection was refused, timed out or the endpoint's
-  pool stayed full): any method is retried;
-* the connection was reset or closed before any response byte: idempotent
-  methods are retried (a non-idempotent one may have been processed);
-* no first byte within the first-byte timeout: idempotent methods only;
-* anything after the first response byte is never retried.
+  pool stayed full, or the write into a pooled connection failed at once
+  because the upstream had closed it): any method is retried;
+* the connection was reset or closed before a whole response head arrived,
+  no first byte came within the first-byte timeout, or the head was not
+  valid HTTP: idempotent methods are retried (a non-idempotent one may have
+  been processed);
+* once the response head went to the client, nothing is retried: the client
+  connection is aborted if the upstream fails mid-body.
 
 Retries also draw on a budget, so that a failing fleet is not sent a multiple
 of its load: each request deposits ``budget`` tokens, each retry takes one,
@@ -29,9 +32,9 @@ class Failure:
     """Kinds of failed attempts, as the retry policy sees them."""
 
     NOT_SENT = "not_sent"  # refused, connect timeout, pool full
-    RESET = "reset"  # closed or reset before any response byte
+    RESET = "reset"  # closed or reset before a whole response head
     TIMEOUT = "first_byte_timeout"
-    PROTOCOL = "protocol"  # the upstream's answer was not HTTP
+    PROTOCOL = "protocol"  # the upstream's answer was not HTTP (or broke off mid-head)
 
 
 def retryable(kind: str, method: str, replayable: bool) -> bool:
@@ -47,9 +50,9 @@ def retryable(kind: str, method: str, replayable: bool) -> bool:
         return False
     if kind == Failure.NOT_SENT:
         return True
-    if kind in (Failure.RESET, Failure.TIMEOUT):
-        return method in IDEMPOTENT
-    return False
+    # Reset, timeout or an answer that is not HTTP: nothing reached the
+    # client yet, but the upstream may have acted on the request.
+    return method in IDEMPOTENT
 
 
 class RetryBudget:

@@ -95,6 +95,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.uses = 0
         self.request_sent = True
+        self.unsent = False
         self._reset()
 
     def _reset(self) -> None:
@@ -125,6 +126,11 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamProtocolError("the upstream switched protocols unasked"))
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, UpstreamProtocolError):
+                cause = UpstreamProtocolError(f"invalid response from the upstream: {exc}")
+            self._fail(cause)
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
         else:
@@ -135,6 +141,14 @@ class Connection(asyncio.Protocol):
                 self._head_received += len(data)
                 if self._head_received > _MAX_HEAD:
                     self._fail(UpstreamProtocolError("the upstream's response head is too large"))
+
+    def eof_received(self) -> bool | None:
+        # The upstream sends nothing more: at once not reusable (the pool must
+        # not write the next request into a connection the upstream closed);
+        # returning None lets the transport close, and connection_lost ends
+        # the exchange.
+        self.closed = True
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -161,6 +175,14 @@ class Connection(asyncio.Protocol):
             drain.set_result(None)
 
     # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # Bytes past the end of the answer its framing announced (a 204
+            # with a body, say): parsing them as the next answer would hand
+            # this connection's next request someone else's response. The
+            # raise stops the parser; the connection is not reused.
+            raise UpstreamProtocolError("the upstream sent bytes past the end of its response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
@@ -257,7 +279,16 @@ class Connection(asyncio.Protocol):
         self.uses += 1
         transport = self.transport
         assert transport is not None
-        transport.write(head + body if body else head)
+        try:
+            transport.write(head + body if body else head)
+        except RuntimeError:  # uvloop: the transport is closed already
+            self.unsent = True
+            self._fail(UpstreamClosed("the upstream had closed the connection"))
+            return
+        # A transport closing right after the write dropped it, or failed it
+        # at once (the upstream had reset the connection): nothing of this
+        # request left, so any method may go elsewhere.
+        self.unsent = transport.is_closing()
 
     async def write(self, data: bytes, timeout: float) -> None:
         """Write more of the request body, waiting while the transport is full.
@@ -295,19 +326,6 @@ class Connection(asyncio.Protocol):
             ClientGone: The client disconnected meanwhile.
         """
         while not self.headers_done:
-            if self.error is not None:
-                raise self.error
-            await self._wait(timeout)
-
-    async def body_started(self, timeout: float) -> None:
-        """Wait until the body's first bytes (or its end) arrived.
-
-        Raises:
-            TimeoutError: Nothing more arrived in time.
-            UpstreamClosed, UpstreamProtocolError, ClientGone: As for
-                :meth:`response_head`.
-        """
-        while not self._body and not self.complete:
             if self.error is not None:
                 raise self.error
             await self._wait(timeout)
