@@ -47,6 +47,11 @@ _LENGTH = frozenset({b"content-length"})
 _NOTHING: frozenset[bytes] = frozenset()
 # Final statuses that never have a body (1xx heads are never final here).
 _BODILESS = frozenset({204, 304})
+_LENGTH_AND_HOPS = HOP_BY_HOP | _LENGTH
+_RESPONSE_SPECIAL = frozenset({b"connection", b"transfer-encoding"})
+# What a response's Connection value adds to the fields removed: upstreams
+# send one of very few values (keep-alive, close).
+_REMOVE_CACHE: dict[tuple[frozenset[bytes], bytes], frozenset[bytes]] = {}
 # At most this many X-Forwarded-For entries are relayed, the last ones (the
 # nearest hops): the rebuilt headers stay bounded whatever a client sends.
 _MAX_FORWARDED_HOPS = 32
@@ -161,16 +166,32 @@ def response_headers(headers: Iterable[tuple[bytes, bytes]], status: int = 200) 
     body bytes that never come.
 
     Args:
-        headers: The upstream's raw pairs.
+        headers: The upstream's pairs, names lowercased (as
+            :class:`~._upstream.Connection` keeps them).
         status: The upstream's status.
     """
-    pairs = [(n.lower(), v) for n, v in headers]
-    if status in _BODILESS:
-        return strip_hop_by_hop(pairs, _LENGTH)
-    for name, _ in pairs:
-        if name == b"transfer-encoding":
-            return strip_hop_by_hop(pairs, _LENGTH)
-    return strip_hop_by_hop(pairs, _NOTHING)
+    remove = _LENGTH_AND_HOPS if status in _BODILESS else HOP_BY_HOP
+    connection: list[bytes] = []
+    for name, value in headers:
+        if name in _RESPONSE_SPECIAL:
+            if name == b"connection":
+                connection.append(value)
+            else:
+                remove = _LENGTH_AND_HOPS
+    if connection:
+        remove = _without_connection_tokens(remove, b",".join(connection))
+    return [(n, v) for n, v in headers if n not in remove]
+
+
+def _without_connection_tokens(remove: frozenset[bytes], value: bytes) -> frozenset[bytes]:
+    """``remove`` and the names a ``Connection`` value lists (``keep-alive``, mostly)."""
+    key = (remove, value)
+    found = _REMOVE_CACHE.get(key)
+    if found is None:
+        found = remove | connection_tokens([(b"connection", value)])
+        if len(_REMOVE_CACHE) < 256:
+            _REMOVE_CACHE[key] = found
+    return found
 
 
 def rewrite_location(value: bytes, target: UpstreamTarget, scope: Scope) -> bytes:

@@ -55,19 +55,27 @@ class ClientGone(Exception):
     """The client disconnected; the upstream exchange is abandoned."""
 
 
-def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
-    names = {name.lower() for name, _ in headers}
-    return b"transfer-encoding" in names and b"content-length" in names
+_FRAMING_FIELDS = frozenset({b"transfer-encoding", b"content-length"})
 
 
-def _ends_with_close(headers: list[tuple[bytes, bytes]], status: int) -> bool:
-    """Whether the body is framed by the connection's end (RFC 9112 section 6.3)."""
+def _framing(fields: list[tuple[bytes, bytes]], status: int) -> tuple[bool, bool]:
+    """Whether the body ends with the connection, and whether both framings came.
+
+    Args:
+        fields: The response's ``Transfer-Encoding`` and ``Content-Length``
+            fields (names lowercased), in order.
+        status: The response status.
+    """
+    codings = [v for n, v in fields if n == b"transfer-encoding"]
+    length = len(codings) < len(fields)
     if status in (204, 304):
-        return False
-    codings = [v for n, v in headers if n.lower() == b"transfer-encoding"]
-    if codings:
-        return b",".join(codings).rsplit(b",", 1)[-1].strip().lower() != b"chunked"
-    return not any(n.lower() == b"content-length" for n, _ in headers)
+        until_close = False
+    elif codings:
+        # RFC 9112 section 6.3: chunked must come last, else the close ends it.
+        until_close = b",".join(codings).rsplit(b",", 1)[-1].strip().lower() != b"chunked"
+    else:
+        until_close = not length
+    return until_close, bool(codings) and length
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -101,6 +109,7 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self._framing_fields: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.complete = False
         self.keep_alive = True
@@ -191,6 +200,10 @@ class Connection(asyncio.Protocol):
             # the proxy's memory without end.
             self._fail(UpstreamProtocolError("the upstream's response head is too large"))
             return
+        # Names lowercased once, here: everything after compares them as they are.
+        name = name.lower()
+        if name in _FRAMING_FIELDS:
+            self._framing_fields.append((name, value))
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -199,6 +212,7 @@ class Connection(asyncio.Protocol):
             # 1xx: informational, another head follows (the gateway never asks
             # for 100-continue or an upgrade).
             self.headers = []
+            self._framing_fields = []
             self._head_size = 0
             self._informational = True
             return
@@ -208,10 +222,9 @@ class Connection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
-        self._until_close = not self._head_only and _ends_with_close(self.headers, status)
-        self.keep_alive = bool(self._parser.should_keep_alive()) and not _both_framings(
-            self.headers
-        )
+        until_close, both = _framing(self._framing_fields, status)
+        self._until_close = until_close and not self._head_only
+        self.keep_alive = bool(self._parser.should_keep_alive()) and not both
         if self._head_only:
             # A response to HEAD has no body whatever its Content-Length says;
             # the parser cannot know, so the connection is not reused.
