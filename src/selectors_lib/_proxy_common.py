@@ -244,7 +244,8 @@ def publish(
     # The ASGI spec gives each request a shallow copy of the lifespan state,
     # so writing into it is per-request (and what Starlette's request.state reads).
     state = scope.get("state")
-    if not isinstance(state, MutableMapping):
+    # The exact-type test first: an ABC isinstance costs a Python call per request.
+    if type(state) is not dict and not isinstance(state, MutableMapping):
         state = {}
         scope["state"] = state
     state[CRITERIA_KEY] = criteria

@@ -325,8 +325,13 @@ class AccessLog:
                 separators=(",", ":"),
             )
         extensions = scope.get("extensions")
-        record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
-        get = record.get if isinstance(record, Mapping) else _UNKNOWN.get
+        # Exact-type tests first: an ABC isinstance costs a Python call per line.
+        record = (
+            extensions.get(RECORD_KEY)
+            if type(extensions) is dict or isinstance(extensions, Mapping)
+            else None
+        )
+        get = record.get if type(record) is dict or isinstance(record, Mapping) else _UNKNOWN.get
         shown_method = _METHODS.get(method)
         if shown_method is None:
             shown_method = _escaped(method.encode("latin-1"))

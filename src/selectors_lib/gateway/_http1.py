@@ -133,12 +133,11 @@ def _head(
     parts = [line]
     framed = chunked = False
     length = -1
+    lines = 1  # the status line
     for name, value in headers:
         kind = _NAMES.get(name)
         if kind is None:
             kind = _name_kind(name)
-        if b"\r" in value or b"\n" in value:
-            raise ResponseError(f"invalid value of response header {name!r}")
         if kind:
             if kind == _LENGTH:
                 if not value.isdigit():
@@ -155,6 +154,7 @@ def _head(
                     keep_alive = False
                 continue
         parts += (name, b": ", value, b"\r\n")
+        lines += 1
     if status in _NO_BODY_STATUS or status < 200:
         chunked = False
     elif chunked:
@@ -179,7 +179,15 @@ def _head(
         parts.append(b"connection: keep-alive\r\n\r\n")
     else:
         parts.append(b"\r\n")
-    return b"".join(parts), chunked, keep_alive, length
+    head = b"".join(parts)
+    # Each line written ends in CRLF, and no other CR or LF may appear: one
+    # count over the whole head instead of two searches per value. The
+    # parts after the headers' are whole lines, the last one also the blank.
+    lines += len(parts) - 1 - 4 * (lines - 1) + (1 if len(parts[-1]) > 2 else 0)
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        bad = next(n for n, v in headers if b"\r" in v or b"\n" in v)
+        raise ResponseError(f"invalid value of response header {bad!r}")
+    return head, chunked, keep_alive, length
 
 
 class _Exchange:
