@@ -357,6 +357,8 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._parsing: _Exchange | None = None
         self.active: _Exchange | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._next: asyncio.Future[None] | None = None
         self._queue: deque[_Exchange] = deque()
         # When the connection is closed unless something happens first (0: never),
         # checked by the server's sweep: no timer per request.
@@ -383,6 +385,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
         self.server.connections.discard(self)
+        waiter, self._next = self._next, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # the worker ends
         for exchange in (self.active, self._parsing, *self._queue):
             if exchange is not None:
                 exchange.wake()
@@ -508,18 +513,51 @@ class _Connection(asyncio.Protocol):
     # -- running the app ---------------------------------------------------------------
 
     def _start(self, exchange: _Exchange) -> None:
+        """Make ``exchange`` the one answered next, by the connection's worker task.
+
+        One task per connection runs its requests in turn: a task per request
+        (its creation, registration and completion callbacks) cost more than
+        many a request's own work.
+        """
         self.active = exchange
-        task = self.loop.create_task(self._run(exchange))
-        tasks = self.server.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        waiter = self._next
+        if waiter is not None:
+            self._next = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._worker is None:
+            task = self._worker = self.loop.create_task(self._serve())
+            tasks = self.server.tasks
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _serve(self) -> None:
+        """Run the app for each request of this connection, in order, until it closes."""
+        done: _Exchange | None = None
+        while True:
+            exchange = self.active
+            if exchange is None or exchange is done:
+                if self.gone or self._closing:
+                    return
+                waiter = self._next = self.loop.create_future()
+                await waiter
+                continue
+            done = exchange
+            self.server.running += 1
+            try:
+                await self._run(exchange)
+            finally:
+                self.server.running -= 1
 
     async def _run(self, exchange: _Exchange) -> None:
         try:
             await self.app(exchange.scope, exchange.receive, exchange.send)
+        except asyncio.CancelledError:
+            if not exchange.complete:
+                self._close(linger=self._parsing is not None)
+            raise
         except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                _log.error("the request failed: %r", exc, exc_info=exc)
+            _log.error("the request failed: %r", exc, exc_info=exc)
             if not exchange.complete:
                 # Nothing written yet (the head waits for the first body): a 500 fits.
                 if exchange.headers is not None and not self.gone:
@@ -669,6 +707,8 @@ class HttpServer:
         self.state: dict[str, Any] = state if state is not None else {}
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Requests whose app is running now.
+        self.running = 0
         self.closing = False
         self._forced = False
         self._servers: list[asyncio.AbstractServer] = []
@@ -719,7 +759,7 @@ class HttpServer:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.connections and loop.time() < deadline and not self._forced:
+        while (self.connections or self.running) and loop.time() < deadline and not self._forced:
             for conn in list(self.connections):
                 if conn.idle():
                     conn._close()
@@ -727,7 +767,7 @@ class HttpServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        clean = not self.tasks
+        clean = not self.running
         for task in list(self.tasks):
             task.cancel()
         for conn in list(self.connections):
