@@ -17,7 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvloop
+import pytest
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - the serve extra has it on CPython, not Windows
+    uvloop = None  # type: ignore[assignment]
 
 from selectors_lib.gateway._asgi_lifespan import Lifespan
 from selectors_lib.gateway._http1 import HttpServer
@@ -57,6 +62,8 @@ class Running:
 @contextmanager
 def running(app: App, loop_kind: str, lifespan: bool = False) -> Iterator[Running]:
     """Serve ``app`` (its lifespan around it, as serve runs it, if ``lifespan``)."""
+    if loop_kind == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed (serve installs it on CPython, not on Windows)")
     loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

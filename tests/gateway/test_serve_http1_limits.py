@@ -34,6 +34,24 @@ def test_a_head_over_the_limit_gets_431_and_close(
         assert reader.closed()
 
 
+@pytest.mark.parametrize("before", [b"x" * 100_000, b"GET /0 HTTP/1.1\r\nHost: h\r\n\r\n" * 3000])
+def test_a_head_is_not_charged_for_what_came_before_it_in_one_read(
+    loop_kind: str, before: bytes
+) -> None:
+    body = before.startswith(b"x")
+    first = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" if body else b""
+    with running(echo, loop_kind) as run:
+        sock = run.connect()
+        # A big body (or 64 KiB of pipelined requests) then a head's first line, at once.
+        sock.sendall(first + before + b"GET /last HTTP/1.1\r\n")
+        reader = Reader(sock)
+        for _ in range(1 if body else 3000):
+            assert reader.response()[0] == 200
+        sock.sendall(b"Host: h\r\n\r\n")
+        status, _, answer = reader.response()
+        assert (status, json.loads(answer)["path"]) == (200, "/last")
+
+
 def test_a_trickling_head_gets_408_and_close(
     loop_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -355,6 +355,7 @@ class _Connection(asyncio.Protocol):
         self._expect = False
         self._in_head = False
         self._head_bytes = 0
+        self._completed = 0  # requests parsed whole
         self._parsing: _Exchange | None = None
         self.active: _Exchange | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -417,6 +418,7 @@ class _Connection(asyncio.Protocol):
         # empty line between requests (RFC 9112 section 2.2) starts none.
         if self._closing or self._ignore_input:
             return
+        completed = self._completed
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -425,9 +427,11 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._refuse(_BAD_REQUEST)
             return
-        if self._in_head:
-            # Counted after parsing, so the packet that completes a head (and
-            # brings body bytes along) never counts against it.
+        # Counted after parsing, so the packet that completes a head (and
+        # brings body bytes along) never counts against it; nor does the one
+        # where a head begins after another request ended (its body or
+        # pipelined requests are not this head's): the limit is soft by one read.
+        if self._in_head and self._completed == completed:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD:
                 _log.warning("request head over %d bytes: refused", MAX_REQUEST_HEAD)
@@ -505,6 +509,7 @@ class _Connection(asyncio.Protocol):
         exchange.wake()
 
     def on_message_complete(self) -> None:
+        self._completed += 1
         exchange, self._parsing = self._parsing, None
         if exchange is not None:
             exchange.body_done = True
