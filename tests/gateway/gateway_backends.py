@@ -72,9 +72,11 @@ class Backend:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._placeholder: socket.socket | None = None
 
     def start(self) -> Backend:
         """Start the process and wait (at most 20 s) until it accepts connections."""
+        self._release_port()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         self.process = subprocess.Popen(
             [sys.executable, __file__, self.name, str(self.port)],
@@ -94,11 +96,29 @@ class Backend:
         raise RuntimeError(f"backend {self.name} did not start")
 
     def kill(self) -> None:
-        """SIGKILL: connections are reset, new ones refused."""
+        """SIGKILL: connections are reset, new ones refused.
+
+        The port stays reserved until :meth:`start` (bound, never listening:
+        connections are still refused). Left free, any program on the machine
+        binding port 0 could take it and answer the proxy in the dead
+        backend's place, which is a test of something else.
+        """
         if self.process is not None:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+            placeholder = socket.socket()
+            try:
+                placeholder.bind(("127.0.0.1", self.port))
+            except OSError:  # taken already: the test will say what it met
+                placeholder.close()
+            else:
+                self._placeholder = placeholder
+
+    def _release_port(self) -> None:
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
 
     def stop(self) -> None:
         """SIGSTOP: connections are accepted by the kernel, never answered."""
@@ -115,6 +135,7 @@ class Backend:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
             self.kill()
+        self._release_port()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 Failures come out as :class:`AttemptFailed` with the kind the retry policy
 judges (:class:`~selectors_lib.gateway._retry.Failure`). The keep-alive race,
 an idle connection the upstream closed just as it was reused, is retried here
-on a fresh connection and is not a failure of the replica.
+once on a fresh connection and is not a failure of the replica: for any
+method when the write itself failed (nothing of the request left), else for
+idempotent ones. The attempt ends with the response head: it goes to the
+client at once, and from then on nothing is retried.
 """
 
 from __future__ import annotations
