@@ -51,6 +51,9 @@ class EndpointPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if target.tls else None
+        # The pool's event loop, bound by its first acquire: on Python 3.11,
+        # asyncio.get_running_loop() costs a getpid() system call per request.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def open(self) -> int:
@@ -67,10 +70,13 @@ class EndpointPool:
             PoolFull: The pool stayed full for ``timeout`` seconds.
             ConnectFailed: Connecting failed or timed out.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + timeout
         while True:
-            idle = self._reuse(loop.time())
+            idle = self._reuse(now)
             if idle is not None:
                 return idle
             if self._closed:
@@ -98,6 +104,7 @@ class EndpointPool:
                 timer.cancel()
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+            now = loop.time()
         self._open += 1
         try:
             remaining = max(deadline - loop.time(), 0.001)
@@ -135,7 +142,7 @@ class EndpointPool:
     def release(self, conn: Connection) -> None:
         """Give a connection back: kept if its exchange ended cleanly, else closed."""
         if conn.reusable and not self._closed:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = (self._loop or asyncio.get_running_loop()).time()
             self._idle.append(conn)
         else:
             conn.close()
