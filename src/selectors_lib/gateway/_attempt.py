@@ -60,15 +60,21 @@ async def exchange(
     """
     stale_retried = False
     while True:
-        try:
-            conn = await pool.acquire(settings.connect_timeout)
-        except PoolFull as exc:
-            raise AttemptFailed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
-        except ConnectFailed as exc:
-            raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
+        # An idle connection without a coroutine: the usual case, per request.
+        conn = pool.reuse()
+        if conn is None:
+            try:
+                conn = await pool.acquire(settings.connect_timeout)
+            except PoolFull as exc:
+                raise AttemptFailed(Failure.NOT_SENT, str(exc), count=False, full=True) from exc
+            except ConnectFailed as exc:
+                raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
         reused = conn.uses > 0
         try:
-            await _send_request(conn, pool, method, path, headers, body, settings.idle_timeout)
+            if body.streaming:
+                await _send_streamed(conn, pool, method, path, headers, body, settings.idle_timeout)
+            else:
+                _send_whole(conn, pool, method, path, headers, body)
             await _response_head(conn, body, settings.first_byte_timeout)
         except (ClientGone, ClientStalled):
             pool.release(conn)
@@ -108,7 +114,32 @@ async def exchange(
         return conn
 
 
-async def _send_request(
+def _request_head(pool: EndpointPool, method: str, path: bytes, headers: Headers) -> list[bytes]:
+    """The request line, ``Host`` and the headers, without framing or the final CRLF."""
+    parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", pool.target.host_header]
+    for name, value in headers:
+        parts += (b"\r\n", name, b": ", value)
+    return parts
+
+
+def _send_whole(
+    conn: Connection,
+    pool: EndpointPool,
+    method: str,
+    path: bytes,
+    headers: Headers,
+    body: RequestBody,
+) -> None:
+    """Write a request whose body was read whole (or that has none), in one write."""
+    parts = _request_head(pool, method, path, headers)
+    data = body.data
+    if data or method in _BODY_METHODS:
+        parts += (b"\r\ncontent-length: ", str(len(data)).encode("ascii"))
+    parts.append(b"\r\n\r\n")
+    conn.start(b"".join(parts), data, head_only=method == "HEAD")
+
+
+async def _send_streamed(
     conn: Connection,
     pool: EndpointPool,
     method: str,
@@ -117,17 +148,8 @@ async def _send_request(
     body: RequestBody,
     stall: float,
 ) -> None:
-    host = pool.target.host_header
-    parts = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", host]
-    for name, value in headers:
-        parts += (b"\r\n", name, b": ", value)
-    if not body.streaming:
-        data = body.data
-        if data or method in _BODY_METHODS:
-            parts += (b"\r\ncontent-length: ", str(len(data)).encode("ascii"))
-        parts.append(b"\r\n\r\n")
-        conn.start(b"".join(parts), data, head_only=method == "HEAD")
-        return
+    """Write the head, then the body as it comes (the client's length, or chunked)."""
+    parts = _request_head(pool, method, path, headers)
     length = body.declared_length
     chunked = length is None
     if chunked:

@@ -129,6 +129,12 @@ class EndpointPool:
             raise
         return conn
 
+    def reuse(self) -> Connection | None:
+        """An idle connection still usable, at once (``None``: :meth:`acquire` one)."""
+        if not self._idle or self._closed or self._loop is None:
+            return None
+        return self._reuse(self._loop.time())
+
     def _reuse(self, now: float) -> Connection | None:
         idle = self._idle
         while idle:

@@ -119,7 +119,6 @@ class Connection(asyncio.Protocol):
         self._head_only = False
         self._body: deque[bytes] = deque()
         self._buffered = 0
-        self._head_size = 0
         self._head_received = 0
         self._until_close = False
 
@@ -194,8 +193,9 @@ class Connection(asyncio.Protocol):
             raise UpstreamProtocolError("the upstream sent bytes past the end of its response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > _MAX_HEAD or len(self.headers) >= _MAX_HEADERS:
+        # The head's bytes are counted as they arrive (data_received); here
+        # only the fields, each a tuple kept until the answer ends.
+        if len(self.headers) >= _MAX_HEADERS:
             # llhttp sets no limit of its own: a broken upstream must not grow
             # the proxy's memory without end.
             self._fail(UpstreamProtocolError("the upstream's response head is too large"))
@@ -213,7 +213,6 @@ class Connection(asyncio.Protocol):
             # for 100-continue or an upgrade).
             self.headers = []
             self._framing_fields = []
-            self._head_size = 0
             self._informational = True
             return
         if status > 599:
