@@ -47,11 +47,9 @@ _LENGTH = frozenset({b"content-length"})
 _NOTHING: frozenset[bytes] = frozenset()
 # Final statuses that never have a body (1xx heads are never final here).
 _BODILESS = frozenset({204, 304})
-_LENGTH_AND_HOPS = HOP_BY_HOP | _LENGTH
-_RESPONSE_SPECIAL = frozenset({b"connection", b"transfer-encoding"})
-# What a response's Connection value adds to the fields removed: upstreams
-# send one of very few values (keep-alive, close).
-_REMOVE_CACHE: dict[tuple[frozenset[bytes], bytes], frozenset[bytes]] = {}
+# What a response's Connection value names: upstreams send one of very few
+# values (keep-alive, close).
+_NAMED_CACHE: dict[bytes, frozenset[bytes]] = {}
 # At most this many X-Forwarded-For entries are relayed, the last ones (the
 # nearest hops): the rebuilt headers stay bounded whatever a client sends.
 _MAX_FORWARDED_HOPS = 32
@@ -155,42 +153,44 @@ def _origin_form(raw: bytes, scope: Scope) -> bytes:
     return slash + path if slash else b"/"
 
 
-def response_headers(headers: Iterable[tuple[bytes, bytes]], status: int = 200) -> Headers:
+def response_headers(headers: Headers, hop: Headers, status: int = 200) -> Headers:
     """Upstream response headers as the client gets them.
 
-    Hop-by-hop fields go; ``Content-Length`` goes too when ``Transfer-Encoding``
-    was present (RFC 9112 section 6.3: the chunked framing wins, and the
-    server in front re-frames the body), and on ``204`` and ``304`` answers,
-    which have no body whatever their fields say (RFC 9110 sections 8.6 and
-    15.4.5): the server in front would otherwise wait for, or insist on,
-    body bytes that never come.
+    Hop-by-hop fields go (the upstream connection keeps them apart, in
+    ``hop``), and those its ``Connection`` fields name; ``Content-Length``
+    goes too when ``Transfer-Encoding`` was present (RFC 9112 section 6.3:
+    the chunked framing wins, and the server in front re-frames the body),
+    and on ``204`` and ``304`` answers, which have no body whatever their
+    fields say (RFC 9110 sections 8.6 and 15.4.5): the server in front would
+    otherwise wait for, or insist on, body bytes that never come.
 
     Args:
-        headers: The upstream's pairs, names lowercased (as
-            :class:`~._upstream.Connection` keeps them).
+        headers: The upstream's end-to-end fields, names lowercased.
+        hop: Its hop-by-hop fields (``Connection``, ``Transfer-Encoding``, ...).
         status: The upstream's status.
+
+    Returns:
+        ``headers`` itself when nothing needs removing (the usual case),
+        else a filtered copy.
     """
-    remove = _LENGTH_AND_HOPS if status in _BODILESS else HOP_BY_HOP
-    connection: list[bytes] = []
-    for name, value in headers:
-        if name in _RESPONSE_SPECIAL:
-            if name == b"connection":
-                connection.append(value)
-            else:
-                remove = _LENGTH_AND_HOPS
-    if connection:
-        remove = _without_connection_tokens(remove, b",".join(connection))
+    remove = _LENGTH if status in _BODILESS else _NOTHING
+    for name, value in hop:
+        if name == b"transfer-encoding":
+            remove = remove | _LENGTH
+        elif name == b"connection":
+            remove = remove | _named_by(value)
+    if not remove:
+        return headers
     return [(n, v) for n, v in headers if n not in remove]
 
 
-def _without_connection_tokens(remove: frozenset[bytes], value: bytes) -> frozenset[bytes]:
-    """``remove`` and the names a ``Connection`` value lists (``keep-alive``, mostly)."""
-    key = (remove, value)
-    found = _REMOVE_CACHE.get(key)
+def _named_by(value: bytes) -> frozenset[bytes]:
+    """The end-to-end fields a ``Connection`` value names (``keep-alive``, ``close``: none)."""
+    found = _NAMED_CACHE.get(value)
     if found is None:
-        found = remove | connection_tokens([(b"connection", value)])
-        if len(_REMOVE_CACHE) < 256:
-            _REMOVE_CACHE[key] = found
+        found = connection_tokens([(b"connection", value)]) - HOP_BY_HOP
+        if len(_NAMED_CACHE) < 256:
+            _NAMED_CACHE[value] = found
     return found
 
 

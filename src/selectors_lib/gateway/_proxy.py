@@ -465,7 +465,7 @@ class SelectorsProxy:
         settings: RouteSettings,
         extra: Headers,
     ) -> None:
-        headers = response_headers(conn.headers, conn.status)
+        headers = response_headers(conn.headers, conn.hop, conn.status)
         if settings.rewrite_location:
             headers = [
                 (n, rewrite_location(v, pool.target, scope) if n == b"location" else v)

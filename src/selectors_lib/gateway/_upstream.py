@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - checked where the proxy is built
 else:
     _HAVE_HTTPTOOLS = True
 
+from ._messages import HOP_BY_HOP
+
 __all__ = ["ClientGone", "Connection", "UpstreamClosed", "UpstreamProtocolError", "require"]
 
 # Body bytes buffered before reading from the upstream pauses (the client is
@@ -56,6 +58,7 @@ class ClientGone(Exception):
 
 
 _FRAMING_FIELDS = frozenset({b"transfer-encoding", b"content-length"})
+_SPECIAL = HOP_BY_HOP | _FRAMING_FIELDS
 
 
 def _framing(fields: list[tuple[bytes, bytes]], status: int) -> tuple[bool, bool]:
@@ -108,7 +111,10 @@ class Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
+        #: The answer's end-to-end fields, names lowercased.
         self.headers: list[tuple[bytes, bytes]] = []
+        #: Its hop-by-hop fields (Connection, Transfer-Encoding, ...).
+        self.hop: list[tuple[bytes, bytes]] = []
         self._framing_fields: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.complete = False
@@ -202,8 +208,14 @@ class Connection(asyncio.Protocol):
             return
         # Names lowercased once, here: everything after compares them as they are.
         name = name.lower()
-        if name in _FRAMING_FIELDS:
-            self._framing_fields.append((name, value))
+        if name in _SPECIAL:
+            if name in _FRAMING_FIELDS:
+                self._framing_fields.append((name, value))
+            if name in HOP_BY_HOP:
+                # Never forwarded: kept apart, so the usual answer's fields
+                # go to the client without a filtering pass.
+                self.hop.append((name, value))
+                return
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -212,6 +224,7 @@ class Connection(asyncio.Protocol):
             # 1xx: informational, another head follows (the gateway never asks
             # for 100-continue or an upgrade).
             self.headers = []
+            self.hop = []
             self._framing_fields = []
             self._informational = True
             return
