@@ -73,6 +73,20 @@ _FLAGS = {True: "1", False: "0", None: "-"}
 _METHODS: dict[str, str] = {}
 
 
+def _decision_fields(decided: tuple[Any, ...]) -> str:
+    rule, endpoint, key_source, attempts, failover, upstream_status = decided
+    flag = _FLAGS.get(failover) if type(failover) is bool or failover is None else None
+    return (
+        f" rule={_field(rule)} endpoint={_field(endpoint)} key_source={_field(key_source)}"
+        f" attempts={_number(attempts)} failover={flag or _field(failover)}"
+        f" upstream_status={_number(upstream_status)}"
+    )
+
+
+# The decision fields of a line, by the record's values (bounded like _FIELDS).
+_DECISIONS: dict[tuple[Any, ...], str] = {}
+
+
 def _field(value: object) -> str:
     if value is None:
         return "-"
@@ -254,6 +268,8 @@ class AccessLog:
         self.app = app
         self.write = write
         self._pending: list[tuple[Scope, int, int, float]] = []
+        self._client: object = None
+        self._peer = "-"
         self.fmt = fmt
         self.metrics = metrics
 
@@ -302,7 +318,11 @@ class AccessLog:
 
     def _line(self, scope: Scope, status: int, sent: int, seconds: float) -> str:
         client = scope.get("client")
-        peer = f"{client[0]}:{client[1]}" if client else "-"
+        if client is self._client:
+            peer = self._peer  # the same connection's requests: one tuple, one string
+        else:
+            peer = f"{client[0]}:{client[1]}" if client else "-"
+            self._client, self._peer = client, peer
         raw = scope.get("raw_path")
         if not isinstance(raw, bytes):
             raw = str(scope.get("path", "")).encode("utf-8")
@@ -337,12 +357,30 @@ class AccessLog:
             shown_method = _escaped(method.encode("latin-1"))
             if len(_METHODS) < _MAX_FIELDS:
                 _METHODS[method] = shown_method
+        decided = (
+            get("rule"),
+            get("endpoint"),
+            get("key_source"),
+            get("attempts"),
+            get("failover"),
+            get("upstream_status"),
+        )
+        # Requests repeat few decisions: each one's fields are escaped once.
+        # Cached only with the record's own types (1 == True == 1.0 as keys).
+        attempts, failover, upstream = decided[3:]
+        if (
+            type(attempts) is int
+            and type(failover) is bool
+            and (upstream is None or type(upstream) is int)
+        ):
+            shown = _DECISIONS.get(decided)
+            if shown is None:
+                shown = _decision_fields(decided)
+                if len(_DECISIONS) < _MAX_FIELDS:
+                    _DECISIONS[decided] = shown
+        else:
+            shown = _decision_fields(decided)
         return (
             f'{peer} "{shown_method} {_escaped(target)} HTTP/{version}" '
-            f"{status} {sent} {seconds * 1000:.2f}ms"
-            f" rule={_field(get('rule'))} endpoint={_field(get('endpoint'))}"
-            f" key_source={_field(get('key_source'))}"
-            f" attempts={_number(get('attempts'))}"
-            f" failover={_FLAGS.get(get('failover')) or _field(get('failover'))}"
-            f" upstream_status={_number(get('upstream_status'))}"
+            f"{status} {sent} {seconds * 1000:.2f}ms{shown}"
         )
