@@ -63,3 +63,28 @@ def test_a_refused_connection_frees_its_slot() -> None:
         assert pool.open == 0
 
     asyncio.run(main())
+
+
+def test_deadlines_fail_late_waits_within_a_tick_and_forget_finished_ones() -> None:
+    from selectors_lib.gateway._upstream import Deadlines
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop)
+        late, done, later = loop.create_future(), loop.create_future(), loop.create_future()
+        start = loop.time()
+        deadlines.add(late, 0.05)
+        deadlines.add(done, 0.05)
+        deadlines.add(later, 0.5)
+        done.set_result(None)
+        deadlines.discard(done)
+        with pytest.raises(TimeoutError):
+            await late
+        assert loop.time() - start >= 0.05  # never early
+        assert not later.done()  # its own deadline is still ahead
+        deadlines.discard(later)
+        later.cancel()
+        await asyncio.sleep(3 * Deadlines.TICK)
+        assert deadlines._timer is None  # no waits, no ticking
+
+    asyncio.run(scenario())

@@ -15,7 +15,7 @@ import ssl
 from collections import deque
 
 from ._messages import UpstreamTarget
-from ._upstream import Connection
+from ._upstream import Connection, Deadlines
 
 __all__ = ["ConnectFailed", "EndpointPool", "PoolFull"]
 
@@ -54,6 +54,8 @@ class EndpointPool:
         # The pool's event loop, bound by its first acquire: on Python 3.11,
         # asyncio.get_running_loop() costs a getpid() system call per request.
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The timeouts of this pool's connections, one tick for all of them.
+        self._deadlines: Deadlines | None = None
 
     @property
     def open(self) -> int:
@@ -73,6 +75,8 @@ class EndpointPool:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self._deadlines = Deadlines(loop)
+        deadlines = self._deadlines
         now = loop.time()
         deadline = now + timeout
         while True:
@@ -110,7 +114,7 @@ class EndpointPool:
             remaining = max(deadline - loop.time(), 0.001)
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: Connection(loop),
+                    lambda: Connection(loop, deadlines),
                     self.target.host,
                     self.target.port,
                     ssl=self._ssl,
