@@ -6,8 +6,9 @@ sets ``X-SPINNAKER-USER`` per request), side by side:
 - ``direct``: straight to one backend (the ceiling of this machine);
 - ``SelectorsProxy``: the data-plane proxy alone under uvicorn (uvloop and
   httptools when installed), one process;
-- ``serve``: ``selectors-lib serve`` with one worker, access log on (to
-  ``/dev/null``), metrics and admin port as in production;
+- ``serve``: ``selectors-lib serve`` with one worker (the proxy on serve's own
+  HTTP/1.1 server, uvloop), access log on (to ``/dev/null``), metrics and admin
+  port as in production;
 - ``serve, no access log``: the same with ``--access-log off`` (full runs only);
 - ``nginx``: one nginx worker with ``hash $http_x_spinnaker_user consistent;``
   and upstream keep-alive.
