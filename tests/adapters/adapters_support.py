@@ -26,13 +26,16 @@ Scope = dict[str, Any]
 
 
 @contextmanager
-def serve_asgi(app: Any, *, lifespan: str = "off", proxy: bool = False) -> Iterator[str]:
+def serve_asgi(
+    app: Any, *, lifespan: str = "off", proxy: bool = False, http: str = "h11"
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yield its base URL.
 
     ``proxy=True`` configures uvicorn as docs/asgi.md recommends for
     :class:`SelectorsProxy`: no ``Server``/``Date`` headers of its own (the
     upstream's pass through) and no rewriting of the client address from
-    ``X-Forwarded-For`` (the proxy appends to that header itself).
+    ``X-Forwarded-For`` (the proxy appends to that header itself). ``http``:
+    uvicorn's HTTP protocol (``h11`` or ``httptools``).
     """
     # Port 0: the kernel picks a free port when uvicorn binds (no race); read
     # it back from the listening socket. (Handing uvicorn a pre-bound socket
@@ -41,7 +44,7 @@ def serve_asgi(app: Any, *, lifespan: str = "off", proxy: bool = False) -> Itera
         app,
         host="127.0.0.1",
         port=0,
-        http="h11",
+        http=http,
         loop="asyncio",
         ws="none",
         lifespan=lifespan,

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))
 
 from adapters_support import dead_url, echo_app, routing_config, serve_asgi
+from gateway_backends import Backend
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,16 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
     """The event loop a test's server runs on: the default one, then uvloop."""
     kind: str = request.param
     return kind
+
+
+@pytest.fixture
+def three() -> Iterator[list[Backend]]:
+    """Three live backends (b0, b1, b2) that a test may kill and restart."""
+    backends = [Backend(f"b{i}") for i in range(3)]
+    try:
+        for backend in backends:
+            backend.start()
+        yield backends
+    finally:
+        for backend in backends:
+            backend.close()

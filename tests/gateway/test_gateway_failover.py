@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from adapters_support import serve_asgi
 from gateway_backends import Backend
 
@@ -15,18 +13,6 @@ from selectors_lib import HealthEvent, load_router
 from selectors_lib.gateway import SelectorsProxy
 
 APPS = [f"app-{i}" for i in range(24)]
-
-
-@pytest.fixture
-def three() -> Iterator[list[Backend]]:
-    backends = [Backend(f"b{i}") for i in range(3)]
-    try:
-        for backend in backends:
-            backend.start()
-        yield backends
-    finally:
-        for backend in backends:
-            backend.close()
 
 
 def config(backends: list[Backend], **gateway: Any) -> dict[str, Any]:

@@ -14,12 +14,11 @@ import socket
 import socketserver
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from adapters_support import serve_asgi
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -110,38 +109,9 @@ def upstream() -> Iterator[KeepAliveUpstream]:
         server.server_close()
 
 
-@contextmanager
-def serve_proxy(app: Any, http: str) -> Iterator[str]:
-    """``app`` under uvicorn with the given HTTP protocol on a free loopback port."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        http=http,
-        loop="asyncio",
-        ws="none",
-        lifespan="on",
-        log_config=None,
-        log_level="critical",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-        server_header=False,
-        date_header=False,
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():  # pragma: no cover - only when startup fails
-            raise RuntimeError("uvicorn failed to start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def serve_proxy(app: Any, http: str) -> Any:
+    """``app`` under uvicorn with the given HTTP protocol, as a proxy is served."""
+    return serve_asgi(app, lifespan="on", proxy=True, http=http)
 
 
 def proxy_for(*urls: str, **gateway: Any) -> SelectorsProxy:

@@ -145,18 +145,6 @@ def test_a_request_into_a_pooled_connection_the_upstream_reset_goes_out_fresh(
     assert resetting.requests == [(1, b"/one"), (2, b"/two")]
 
 
-@pytest.fixture
-def three() -> Iterator[list[Backend]]:
-    backends = [Backend(f"b{i}") for i in range(3)]
-    try:
-        for backend in backends:
-            backend.start()
-        yield backends
-    finally:
-        for backend in backends:
-            backend.close()
-
-
 def test_killing_a_backend_with_pooled_connections_open_loses_no_request_of_any_method(
     three: list[Backend],
 ) -> None:

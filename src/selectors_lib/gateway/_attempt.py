@@ -71,10 +71,11 @@ async def exchange(
                 raise AttemptFailed(Failure.NOT_SENT, str(exc)) from exc
         reused = conn.uses > 0
         try:
+            head = _request_head(pool, method, path, headers)
             if body.streaming:
-                await _send_streamed(conn, pool, method, path, headers, body, settings.idle_timeout)
+                await _send_streamed(conn, head, method, body, settings.idle_timeout)
             else:
-                _send_whole(conn, pool, method, path, headers, body)
+                _send_whole(conn, head, method, body)
             await _response_head(conn, body, settings.first_byte_timeout)
         except (ClientGone, ClientStalled):
             pool.release(conn)
@@ -122,16 +123,15 @@ def _request_head(pool: EndpointPool, method: str, path: bytes, headers: Headers
     return parts
 
 
-def _send_whole(
-    conn: Connection,
-    pool: EndpointPool,
-    method: str,
-    path: bytes,
-    headers: Headers,
-    body: RequestBody,
-) -> None:
-    """Write a request whose body was read whole (or that has none), in one write."""
-    parts = _request_head(pool, method, path, headers)
+def _send_whole(conn: Connection, parts: list[bytes], method: str, body: RequestBody) -> None:
+    """Write a request whose body was read whole (or that has none), in one write.
+
+    Args:
+        conn: The connection.
+        parts: The head so far (:func:`_request_head`); framing is added here.
+        method: The request method.
+        body: The request body.
+    """
     data = body.data
     if data or method in _BODY_METHODS:
         parts += (b"\r\ncontent-length: ", str(len(data)).encode("ascii"))
@@ -140,16 +140,9 @@ def _send_whole(
 
 
 async def _send_streamed(
-    conn: Connection,
-    pool: EndpointPool,
-    method: str,
-    path: bytes,
-    headers: Headers,
-    body: RequestBody,
-    stall: float,
+    conn: Connection, parts: list[bytes], method: str, body: RequestBody, stall: float
 ) -> None:
     """Write the head, then the body as it comes (the client's length, or chunked)."""
-    parts = _request_head(pool, method, path, headers)
     length = body.declared_length
     chunked = length is None
     if chunked:
