@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from adapters_support import serve_asgi
+from gateway_backends import running
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -98,15 +99,8 @@ class _KeepAliveHandler(socketserver.BaseRequestHandler):
 
 @pytest.fixture
 def upstream() -> Iterator[KeepAliveUpstream]:
-    server = KeepAliveUpstream(dict(BODILESS))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with running(KeepAliveUpstream(dict(BODILESS))) as server:
         yield server
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
 
 
 def serve_proxy(app: Any, http: str) -> Any:
@@ -200,9 +194,7 @@ def test_an_upstream_that_dies_after_its_head_was_relayed_is_not_retried(
     other = KeepAliveUpstream({})
     for server in (upstream, other):
         server.held["/dies"] = (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", None)
-    thread = threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with running(other):
         proxy = proxy_for(upstream.url, other.url)
         with (
             serve_proxy(proxy, "h11") as base,
@@ -216,7 +208,3 @@ def test_an_upstream_that_dies_after_its_head_was_relayed_is_not_retried(
                 answer.read()
         # The head reached the client: no second replica was asked.
         assert len(upstream.seen) + len(other.seen) == 1
-    finally:
-        other.shutdown()
-        thread.join(10)
-        other.server_close()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from adapters_support import serve_asgi
-from gateway_backends import Backend
+from gateway_backends import Backend, running
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -109,14 +109,8 @@ def upstream() -> Iterator[RawUpstream]:
     )
     origin = server.url.encode()
     server.answers["/base/redirect"] = server.answers["/base/redirect"].replace(b"{origin}", origin)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with running(server):
         yield server
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
 
 
 @pytest.fixture

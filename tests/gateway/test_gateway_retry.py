@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -60,9 +61,9 @@ def test_what_is_retried(kind: str, method: str, replayable: bool, expected: boo
     assert retryable(kind, method, replayable) is expected
 
 
-@pytest.fixture
-def closer() -> Iterator[str]:
-    """An upstream that accepts each connection and closes it without a byte."""
+@contextmanager
+def _answering(answer: bytes) -> Iterator[str]:
+    """An upstream that reads each request, sends ``answer`` (maybe nothing) and closes."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.1)
     stop = threading.Event()
@@ -74,6 +75,8 @@ def closer() -> Iterator[str]:
             except TimeoutError:
                 continue
             conn.recv(65536)
+            if answer:
+                conn.sendall(answer)
             conn.close()
 
     thread = threading.Thread(target=run)
@@ -84,6 +87,13 @@ def closer() -> Iterator[str]:
         stop.set()
         thread.join(10)
         server.close()
+
+
+@pytest.fixture
+def closer() -> Iterator[str]:
+    """An upstream that accepts each connection and closes it without a byte."""
+    with _answering(b"") as url:
+        yield url
 
 
 def config(first: str, backends: dict[str, str], **gateway: Any) -> dict[str, Any]:
@@ -140,28 +150,8 @@ def stranger() -> Iterator[str]:
 
     As when another program took a dead replica's port (Redis, here).
     """
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            conn.recv(65536)
-            conn.sendall(b"-ERR unknown command 'GET'\r\n")
-            conn.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(10)
-        server.close()
+    with _answering(b"-ERR unknown command 'GET'\r\n") as url:
+        yield url
 
 
 def test_an_answer_that_is_not_http_is_retried_for_idempotent_methods_only(
