@@ -29,7 +29,6 @@ __all__ = [
     "AccessLog",
     "LineSink",
     "RequestMetrics",
-    "decision_of",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -113,23 +112,6 @@ def _field(value: object) -> str:
 _UNKNOWN: dict[str, Any] = dict.fromkeys(
     ("rule", "endpoint", "key_source", "attempts", "failover", "upstream_status")
 )
-
-
-def decision_of(scope: Scope) -> dict[str, Any]:
-    """The routing decision of a handled request, as the access log reports it.
-
-    Args:
-        scope: The request's ASGI scope, after the proxy handled it.
-
-    Returns:
-        ``rule``, ``endpoint``, ``key_source``, ``attempts``, ``failover`` and
-        ``upstream_status`` (``None`` where unknown).
-    """
-    extensions = scope.get("extensions")
-    record = extensions.get(RECORD_KEY) if isinstance(extensions, Mapping) else None
-    if not isinstance(record, Mapping):
-        return dict(_UNKNOWN)
-    return {name: record.get(name) for name in _UNKNOWN}
 
 
 class RequestMetrics:
@@ -267,7 +249,9 @@ class AccessLog:
             raise ValueError(f"access log format must be text, json or off, got {fmt!r}")
         self.app = app
         self.write = write
-        self._pending: list[tuple[Scope, int, int, float]] = []
+        # Per request: client, method, raw path, path, query, version, record,
+        # status, bytes, seconds (the arguments of _line).
+        self._pending: list[tuple[Any, ...]] = []
         self._client: object = None
         self._peer = "-"
         self.fmt = fmt
@@ -298,8 +282,27 @@ class AccessLog:
             if self.metrics is not None and status:
                 self.metrics.record(status, seconds)
             if self.fmt != "off":
+                # What the line needs, not the scope: the request's objects
+                # are freed now, not kept alive (and scanned by the GC) until
+                # the next flush.
+                extensions = scope.get("extensions")
                 pending = self._pending
-                pending.append((scope, status or 499, sent, seconds))
+                pending.append(
+                    (
+                        scope.get("client"),
+                        scope.get("method", "-"),
+                        scope.get("raw_path"),
+                        scope.get("path", ""),
+                        scope.get("query_string"),
+                        scope.get("http_version", "1.1"),
+                        extensions.get(RECORD_KEY)
+                        if type(extensions) is dict or isinstance(extensions, Mapping)
+                        else None,
+                        status or 499,
+                        sent,
+                        seconds,
+                    )
+                )
                 if len(pending) >= _FORMAT_EVERY:
                     self.flush()
 
@@ -313,23 +316,32 @@ class AccessLog:
         """
         pending, self._pending = self._pending, []
         line, write = self._line, self.write
-        for scope, status, sent, seconds in pending:
-            write(line(scope, status, sent, seconds))
+        for request in pending:
+            write(line(*request))
 
-    def _line(self, scope: Scope, status: int, sent: int, seconds: float) -> str:
-        client = scope.get("client")
+    def _line(
+        self,
+        client: Any,
+        method: Any,
+        raw: Any,
+        path: Any,
+        query: Any,
+        version: Any,
+        record: Any,
+        status: int,
+        sent: int,
+        seconds: float,
+    ) -> str:
         if client is self._client:
             peer = self._peer  # the same connection's requests: one tuple, one string
         else:
             peer = f"{client[0]}:{client[1]}" if client else "-"
             self._client, self._peer = client, peer
-        raw = scope.get("raw_path")
         if not isinstance(raw, bytes):
-            raw = str(scope.get("path", "")).encode("utf-8")
-        query = scope.get("query_string")
+            raw = str(path).encode("utf-8")
         target = raw + b"?" + query if query else raw
-        method = str(scope.get("method", "-"))
-        version = scope.get("http_version", "1.1")
+        method = str(method)
+        get = record.get if type(record) is dict or isinstance(record, Mapping) else _UNKNOWN.get
         if self.fmt == "json":
             return json.dumps(
                 {
@@ -340,18 +352,10 @@ class AccessLog:
                     "status": status,
                     "bytes": sent,
                     "duration_ms": round(seconds * 1000, 3),
-                    **decision_of(scope),
+                    **{name: get(name) for name in _UNKNOWN},
                 },
                 separators=(",", ":"),
             )
-        extensions = scope.get("extensions")
-        # Exact-type tests first: an ABC isinstance costs a Python call per line.
-        record = (
-            extensions.get(RECORD_KEY)
-            if type(extensions) is dict or isinstance(extensions, Mapping)
-            else None
-        )
-        get = record.get if type(record) is dict or isinstance(record, Mapping) else _UNKNOWN.get
         shown_method = _METHODS.get(method)
         if shown_method is None:
             shown_method = _escaped(method.encode("latin-1"))
