@@ -7,7 +7,7 @@ from typing import TypeVar, overload
 
 import attrs
 
-__all__ = ["FIELDS", "Attributes", "Criteria"]
+__all__ = ["FIELDS", "TOKEN_ATTRIBUTE", "Attributes", "Criteria"]
 
 _T = TypeVar("_T")
 
@@ -22,6 +22,11 @@ FIELDS: tuple[str, ...] = (
     "account",
     "cloud_provider",
 )
+
+#: The ``Criteria.attributes`` name a request carries its read-your-writes
+#: token under. Defined here, not with the tokens (``_consistent``), because
+#: ``select()`` tests for it and must not import the token machinery to do so.
+TOKEN_ATTRIBUTE = "consistency-token"
 
 
 class Attributes(Mapping[str, str]):

@@ -11,9 +11,10 @@ only the down replica's keys move, and they come back when it does.
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,6 +25,7 @@ from ._match import getter
 
 if TYPE_CHECKING:
     from ._consistent import ConsistencyPolicy
+    from ._decision import Pick
 
 __all__ = [
     "MISSING_KEY_POLICIES",
@@ -36,6 +38,28 @@ __all__ = [
 
 #: What a pool does when none of its ``hash_on`` sources has a value.
 MISSING_KEY_POLICIES: tuple[str, ...] = ("first", "round_robin", "reject")
+
+if not TYPE_CHECKING:  # mypy reads the import above; unknown names stay errors
+
+    def __getattr__(name: str) -> Any:
+        # ``Pick`` lives with the other explanations (``_decision``), imported
+        # by the first explain(): select() never builds one.
+        if name != "Pick":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return importlib.import_module("._decision", __package__).Pick
+
+
+def _first_pick(*args: Any, **kwargs: Any) -> Pick:
+    # Stands in for ``Pick`` until the first explain() imports it and rebinds
+    # the name: later calls cost a global lookup, no import.
+    global _Pick  # noqa: PLW0603 - a one-time rebinding
+    from ._decision import Pick
+
+    _Pick = Pick
+    return Pick(*args, **kwargs)
+
+
+_Pick: Callable[..., Pick] = _first_pick
 
 
 @attrs.frozen
@@ -66,27 +90,6 @@ class EndpointHealth:
     reason: str | None = None
     detail: str = ""
     since: float = 0.0
-
-
-@attrs.frozen
-class Pick:
-    """What a pool chose for one request.
-
-    Args:
-        endpoint: The replica chosen.
-        key: The routing key, if one was found.
-        key_source: The ``hash_on`` source the key came from.
-        first_choice: The replica the key maps to when every replica is up.
-        skipped: ``(endpoint id, reason)`` for each replica passed over.
-        panic: True when too few replicas were up and health was ignored.
-    """
-
-    endpoint: Endpoint
-    key: str | None = None
-    key_source: str | None = None
-    first_choice: Endpoint | None = None
-    skipped: tuple[tuple[str, str], ...] = ()
-    panic: bool = False
 
 
 @attrs.frozen
@@ -217,7 +220,7 @@ class PoolState:
         """Choose a replica and record the key, its source and any replica skipped."""
         endpoints = self.pool.endpoints
         if len(endpoints) == 1:
-            return Pick(endpoints[0], first_choice=endpoints[0], panic=self.panic)
+            return _Pick(endpoints[0], first_choice=endpoints[0], panic=self.panic)
         key: str | None = None
         source: str | None = None
         for source_name, get in self._getters:
@@ -226,21 +229,21 @@ class PoolState:
                 key, source = value, source_name
                 break
         if key is None:
-            return Pick(self._keyless(), panic=self.panic)
+            return _Pick(self._keyless(), panic=self.panic)
         table = self._table
         if table is None:
-            return Pick(endpoints[0], key, source, endpoints[0], (), self.panic)
+            return _Pick(endpoints[0], key, source, endpoints[0], (), self.panic)
         first = self._by_id[table.lookup(key)]
         if not self.down or self.panic or first.id not in self.down:
-            return Pick(first, key, source, first, (), self.panic)
+            return _Pick(first, key, source, first, (), self.panic)
         # One walk of the key's failover order gives the choice and what it skipped.
         skipped: list[tuple[str, str]] = []
         for host in table.preference(key, len(endpoints)):
             if host not in self.down:
-                return Pick(self._by_id[host], key, source, first, tuple(skipped), self.panic)
+                return _Pick(self._by_id[host], key, source, first, tuple(skipped), self.panic)
             skipped.append((host, self._reason(host)))
         # Unreachable: a pool with no live replica is in panic.
-        return Pick(
+        return _Pick(
             self._live[0], key, source, first, tuple(skipped), self.panic
         )  # pragma: no cover
 

@@ -17,28 +17,60 @@ off the request path and swap it in with one reference assignment, so
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 import time
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import hashing
 from ._bulk import gc_paused
-from ._consistent import TOKEN_ATTRIBUTE, Position, Stale, Token, TokenPick, token_pick
-from ._criteria import _EMPTY, Criteria
-from ._decision import Decision, RuleTrace
-from ._errors import ConfigIssue
-from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
+from ._criteria import _EMPTY, TOKEN_ATTRIBUTE, Criteria
+from ._hub import EventHub
 from ._index import RuleIndex
 from ._match import Match
 from ._pool import Endpoint, EndpointHealth, Pool, PoolState
 from ._snapshot import Snapshot
 from ._tables import TableKey, build_tables
 
+if TYPE_CHECKING:
+    from ._consistent import Position, Stale, TokenPick
+    from ._decision import Decision, RuleTrace
+    from ._errors import ConfigIssue
+    from ._events import SelectEvent
+
 __all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
+
+# Imported on first use, not with the router: explanations (``_decision``),
+# events (``_events``) and read-your-writes tokens (``_consistent``) are
+# classes select() never builds, and creating them was a third of the
+# package's import time. ``Decision`` and ``RuleTrace`` stay importable from
+# here through __getattr__.
+_LAZY = {"Decision": "._decision", "RuleTrace": "._decision"}
+
+if not TYPE_CHECKING:  # mypy reads the imports above; unknown names stay errors
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module, __package__), name)
+
+
+def _select_event(*args: Any) -> SelectEvent:
+    # Stands in for the class until the first observed select() imports it
+    # and rebinds the name: later calls cost a global lookup, no import.
+    global _SelectEvent  # noqa: PLW0603 - a one-time rebinding
+    from ._events import SelectEvent
+
+    _SelectEvent = SelectEvent
+    return SelectEvent(*args)
+
+
+_SelectEvent: Callable[..., SelectEvent] = _select_event
 
 
 @attrs.frozen
@@ -267,7 +299,7 @@ class Router:
         else:
             endpoint, failover = state.pick(criteria), False
         self.events.emit(
-            SelectEvent(rule.name, endpoint.id, failover, state.panic, time.perf_counter() - start)
+            _SelectEvent(rule.name, endpoint.id, failover, state.panic, time.perf_counter() - start)
         )
         return endpoint
 
@@ -282,6 +314,8 @@ class Router:
         Returns:
             The :class:`Decision`.
         """
+        from ._decision import Decision, RuleTrace
+
         snap = self._snapshot
         traces: list[RuleTrace] = []
         winner: tuple[Rule, PoolState] | None = None
@@ -308,6 +342,9 @@ class Router:
         token = criteria.attributes.get(TOKEN_ATTRIBUTE)
         policy = rule.target.consistency
         if token is not None and policy is not None:
+            # A rule has a policy only if the loader built one, which imported these.
+            from ._consistent import Token, token_pick
+
             parsed = Token.parse(token)
             if parsed is None:
                 endpoint, outcome = policy.fallback, "invalid-token"
@@ -380,6 +417,9 @@ class Router:
     def _token_route(
         self, snap: Snapshot, rank: int, criteria: Criteria, text: str
     ) -> tuple[Endpoint, TokenPick | None]:
+        # A rule has a policy only if the loader built one, which imported these.
+        from ._consistent import Token, token_pick
+
         policy = snap.by_rank[rank][0].target.consistency
         assert policy is not None  # callers checked
         token = Token.parse(text)
@@ -436,6 +476,8 @@ class Router:
             changes: New health by endpoint id; ids the serving configuration
                 does not know (removed by a reload meanwhile) are ignored.
         """
+        from ._events import HealthEvent
+
         with self._write_lock:
             snap = self._snapshot
             known = snap.config.endpoint_ids
@@ -486,6 +528,8 @@ class Router:
         Raises:
             ConfigError: The new configuration is invalid (every issue, with paths).
         """
+        from ._events import ReloadEvent
+
         name = None if isinstance(source, Mapping) else str(source)
         try:
             if not _loader:
@@ -507,6 +551,8 @@ class Router:
         Args:
             config: A validated configuration.
         """
+        from ._events import ReloadEvent
+
         with gc_paused():
             tables = build_tables(config)
             known = config.endpoint_ids
