@@ -11,16 +11,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._criteria import FIELDS, Attributes, Criteria
-from ._errors import ConfigError, ConfigIssue, NoEndpointError, SelectorsError
+from ._errors import ConfigError, NoEndpointError, SelectorsError
 from ._hub import EventHub
 from ._match import FieldMatch, Match
-from ._pool import Endpoint, EndpointHealth, Pool
+from ._pool import Endpoint, Pool
 from ._router import Router, RouterConfig, Rule, Settings
 from ._router import install_loader as _install_loader
 
 if TYPE_CHECKING:
     from ._config import config_to_dict, load_config, load_router
     from ._decision import Decision, RuleTrace
+    from ._endpoint_health import EndpointHealth
     from ._events import (
         Event,
         FleetEvent,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     )
     from ._fingerprint import config_fingerprint
     from ._headers import HeaderMapping
+    from ._issues import ConfigIssue
     from ._reloader import FileReloader
 
 __version__ = "0.1.0"
@@ -42,7 +44,9 @@ __version__ = "0.1.0"
 # validators, JSON/YAML readers and the Java dialect's tables; explanations,
 # events and fingerprints are attrs classes (or hashing) select() never builds.
 _LAZY = {
+    "ConfigIssue": "._issues",
     "Decision": "._decision",
+    "EndpointHealth": "._endpoint_health",
     "Event": "._events",
     "FileReloader": "._reloader",
     "FleetEvent": "._events",

@@ -26,6 +26,7 @@ from ._match import getter
 if TYPE_CHECKING:
     from ._consistent import ConsistencyPolicy
     from ._decision import Pick
+    from ._endpoint_health import EndpointHealth
 
 __all__ = [
     "MISSING_KEY_POLICIES",
@@ -40,13 +41,16 @@ __all__ = [
 MISSING_KEY_POLICIES: tuple[str, ...] = ("first", "round_robin", "reject")
 
 if not TYPE_CHECKING:  # mypy reads the import above; unknown names stay errors
+    # ``Pick`` lives with the other explanations (``_decision``), imported by
+    # the first explain(); ``EndpointHealth`` by the first health change:
+    # select() builds neither.
+    _LAZY = {"EndpointHealth": "._endpoint_health", "Pick": "._decision"}
 
     def __getattr__(name: str) -> Any:
-        # ``Pick`` lives with the other explanations (``_decision``), imported
-        # by the first explain(): select() never builds one.
-        if name != "Pick":
+        module = _LAZY.get(name)
+        if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return importlib.import_module("._decision", __package__).Pick
+        return getattr(importlib.import_module(module, __package__), name)
 
 
 def _first_pick(*args: Any, **kwargs: Any) -> Pick:
@@ -73,23 +77,6 @@ class Endpoint:
 
     id: str
     url: str
-
-
-@attrs.frozen
-class EndpointHealth:
-    """Whether an endpoint takes traffic, and since when.
-
-    Args:
-        healthy: False when ejected.
-        reason: Why it was ejected: ``manual``, ``probe``, ``lag`` (None when healthy).
-        detail: Free text for operators (the probe error, the lag in bytes...).
-        since: Unix time of the last change.
-    """
-
-    healthy: bool = True
-    reason: str | None = None
-    detail: str = ""
-    since: float = 0.0
 
 
 @attrs.frozen
@@ -174,7 +161,11 @@ class PoolState:
         # A router's first snapshot has no health yet: at 100k pools the
         # shortcuts below are a tenth of Router().
         down = (
-            {e.id: h for e in pool.endpoints if not (h := health.get(e.id, _UP)).healthy}
+            {
+                e.id: h
+                for e in pool.endpoints
+                if (h := health.get(e.id)) is not None and not h.healthy
+            }
             if health
             else {}
         )
@@ -291,6 +282,3 @@ class PoolState:
         raise NoEndpointError(
             "no routing key: none of " + ", ".join(self.pool.hash_on) + " has a value"
         )
-
-
-_UP = EndpointHealth()

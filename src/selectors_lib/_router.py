@@ -32,13 +32,14 @@ from ._criteria import _EMPTY, TOKEN_ATTRIBUTE, Criteria
 from ._hub import EventHub
 from ._index import RuleIndex
 from ._match import Match
-from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._pool import Endpoint, Pool, PoolState
 from ._snapshot import Snapshot
 from ._tables import TableKey, build_tables
 
 if TYPE_CHECKING:
     from ._consistent import Position, Stale, TokenPick
     from ._decision import Decision, RuleTrace
+    from ._endpoint_health import EndpointHealth
     from ._errors import ConfigIssue
     from ._events import SelectEvent
 
@@ -222,6 +223,8 @@ class Router:
     @property
     def health(self) -> Mapping[str, EndpointHealth]:
         """Health of every endpoint of the serving configuration, by id."""
+        from ._endpoint_health import EndpointHealth
+
         snap = self._snapshot
         up = EndpointHealth()
         return {e.id: snap.health.get(e.id, up) for e in snap.config.endpoints}
@@ -476,6 +479,7 @@ class Router:
             changes: New health by endpoint id; ids the serving configuration
                 does not know (removed by a reload meanwhile) are ignored.
         """
+        from ._endpoint_health import EndpointHealth
         from ._events import HealthEvent
 
         with self._write_lock:
@@ -504,6 +508,8 @@ class Router:
     def _set_health(
         self, endpoint: Endpoint | str, *, healthy: bool, reason: str | None, detail: str
     ) -> bool:
+        from ._endpoint_health import EndpointHealth
+
         endpoint_id = endpoint.id if isinstance(endpoint, Endpoint) else endpoint
         known = self._snapshot.config.endpoint_ids
         if endpoint_id not in known:

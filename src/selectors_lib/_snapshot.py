@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from . import hashing
 from ._criteria import _EMPTY, Attributes, Criteria
-from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._pool import Endpoint, Pool, PoolState
 from ._tables import TableKey, table_key
 
 if TYPE_CHECKING:
+    from ._endpoint_health import EndpointHealth
     from ._router import RouterConfig, Rule
 
 __all__ = ["ADMIT_EVERY", "MAX_CACHED_CHARS", "CacheKey", "Snapshot", "cache_key"]
