@@ -28,7 +28,7 @@ import attrs
 
 from . import hashing
 from ._bulk import gc_paused
-from ._criteria import _EMPTY, TOKEN_ATTRIBUTE, Criteria
+from ._criteria import TOKEN_ATTRIBUTE, Criteria
 from ._hub import EventHub
 from ._index import RuleIndex
 from ._match import Match
@@ -253,19 +253,7 @@ class Router:
                 if token is not None:
                     return self._token_route(snap, rank, criteria, token)[0]
             return snap.states[rank].pick(criteria)
-        c = criteria
-        a = c.attributes
-        key = (
-            c.application,
-            c.authenticated_user,
-            c.execution_type,
-            c.execution_id,
-            c.origin,
-            c.location,
-            c.account,
-            c.cloud_provider,
-            None if a is _EMPTY else a,
-        )  # cache_key(c), inline: a call costs a tenth of a hit
+        key = snap.key_of(criteria)
         endpoint = cache.get(key)
         if endpoint is not None:
             return endpoint
@@ -275,16 +263,15 @@ class Router:
         if (
             snap.policies is not None
             and snap.policies[rank] is not None
-            and (token := a.get(TOKEN_ATTRIBUTE)) is not None
+            and (token := criteria.attributes.get(TOKEN_ATTRIBUTE)) is not None
         ):
             return self._token_route(snap, rank, criteria, token)[0]
         endpoint = snap.states[rank].pick(criteria)
-        if snap.deterministic[rank]:
-            skip = snap.skip
-            if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
-                snap.skip = skip - 1
-            else:
-                snap.remember(key, endpoint)
+        skip = snap.skip
+        if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
+            snap.skip = skip - 1
+        else:
+            snap.remember(key, endpoint, rank, criteria)
         return endpoint
 
     def _select_observed(self, snap: Snapshot, criteria: Criteria) -> Endpoint:
