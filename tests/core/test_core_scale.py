@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import subprocess
 import sys
 import threading
@@ -263,6 +264,55 @@ def test_import_loads_nothing_select_does_not_need() -> None:
     assert done.stdout.strip() == "[]", done.stdout
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         selectors_lib.nope  # noqa: B018
+
+
+def _small_config() -> dict[str, Any]:
+    routes: list[dict[str, Any]] = [
+        {
+            "name": f"r{i}",
+            "match": {"application": f"a{i}"},
+            "target": {"endpoints": [{"url": f"https://r{i}.test"}]},
+        }
+        for i in range(50)
+    ]
+    routes.append(
+        {"name": "d", "default": True, "target": {"endpoints": [{"url": "https://d.test"}]}}
+    )
+    return {"routes": routes}
+
+
+def _generation(obj: object) -> int | None:
+    return next((g for g in range(3) if any(o is obj for o in gc.get_objects(g))), None)
+
+
+def test_a_load_resumes_the_collector_with_what_it_built_in_the_oldest_generation() -> None:
+    gc.collect()  # young generations empty and their counters reset: no collection mid-test
+    router = load_router(_small_config())
+    assert gc.isenabled()
+    # Without the promotion, the first allocation after the build collects
+    # them from the youngest generation into the middle one, not the oldest.
+    assert _generation(router.config.rules[0]) == 2
+    assert _generation(router._snapshot.states[0]) == 2
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_load_leaves_a_disabled_collector_and_frozen_objects_alone() -> None:
+    gc.collect()
+    kept = [object(), {"a": []}]
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        router = load_router(_small_config())
+        assert gc.get_freeze_count() == frozen  # the application's freeze is not undone
+        assert _generation(router.config.rules[0]) != 2
+        gc.disable()
+        config = load_config(_small_config())
+        assert not gc.isenabled()
+        assert _generation(config.rules[0]) == 0
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert kept
 
 
 def _imports(module: str) -> set[str]:
