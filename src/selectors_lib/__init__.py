@@ -7,7 +7,6 @@ the same one. Start with :func:`load_router`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._criteria import FIELDS, Attributes, Criteria
@@ -80,7 +79,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    # __import__ with a fromlist returns the submodule itself; importlib would
+    # be one more module to import with the package.
+    value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ else:
         # error): importing the package does not create the class.
         if name != "ConfigIssue":
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return importlib.import_module("._issues", __package__).ConfigIssue
+        return __import__(__package__ + "._issues", fromlist=(name,)).ConfigIssue
 
 
 __all__ = ["ConfigError", "ConfigIssue", "NoEndpointError", "SelectorsError"]

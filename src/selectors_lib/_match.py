@@ -25,11 +25,14 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ._criteria import FIELDS, Criteria
-from ._regex import Pattern
+
+if TYPE_CHECKING:
+    from ._regex import Pattern
 
 __all__ = [
     "CASE_MODES",

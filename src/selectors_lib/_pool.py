@@ -11,7 +11,6 @@ only the down replica's keys move, and they come back when it does.
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import types
 from collections.abc import Callable, Mapping
@@ -51,7 +50,7 @@ if not TYPE_CHECKING:  # mypy reads the import above; unknown names stay errors
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(module, __package__), name)
+        return getattr(__import__(__package__ + module, fromlist=(name,)), name)
 
 
 def _first_pick(*args: Any, **kwargs: Any) -> Pick:

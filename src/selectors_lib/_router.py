@@ -17,7 +17,6 @@ off the request path and swap it in with one reference assignment, so
 from __future__ import annotations
 
 import functools
-import importlib
 import threading
 import time
 import types
@@ -58,7 +57,7 @@ if not TYPE_CHECKING:  # mypy reads the imports above; unknown names stay errors
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(module, __package__), name)
+        return getattr(__import__(__package__ + module, fromlist=(name,)), name)
 
 
 def _select_event(*args: Any) -> SelectEvent:

@@ -28,7 +28,6 @@ Algorithms (see ``docs/algorithms.md`` for how to choose):
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +54,7 @@ else:
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
+        value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
         globals()[name] = value  # later lookups skip this function
         return value
 
