@@ -17,7 +17,10 @@ by moving everything straight to the oldest generation instead
 full collection still visits them, as it visits every object. What else was
 young at that moment (garbage cycles the application made just before) is
 promoted with them and waits for the next full collection instead of the next
-young one. A process that uses ``gc.freeze()`` itself is left alone.
+young one. Nothing is promoted while the permanent generation holds anything
+(a process that used ``gc.freeze()`` itself, or CPython 3.12, which starts
+with a few hundred of its own tuples there): ``gc.unfreeze()`` would release
+those too.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ _was_enabled = False
 
 def _promote_all() -> None:
     # Only when nothing is frozen: unfreeze() would otherwise hand back to the
-    # collector the objects the application froze on purpose (before a fork).
+    # collector the objects the application (or the runtime) froze on purpose.
     if gc.get_freeze_count() == 0:
         gc.freeze()
         gc.unfreeze()
