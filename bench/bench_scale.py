@@ -185,6 +185,7 @@ def scale_table(
             print(skipped[n])
             continue
         r = {k: statistics.median(x[k] for x in runs[n]) for k in runs[n][0]}
+        r["n"] = n
         rows.append(r)
         print(
             f"{n:>7}{r['load_s']:>8.2f}{r['router_s']:>9.2f}{r['rss_mib']:>9.1f}"
