@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import gc
 import subprocess
 import sys
 import threading
@@ -266,57 +265,70 @@ def test_import_loads_nothing_select_does_not_need() -> None:
         selectors_lib.nope  # noqa: B018
 
 
-def _small_config() -> dict[str, Any]:
-    routes: list[dict[str, Any]] = [
-        {
-            "name": f"r{i}",
-            "match": {"application": f"a{i}"},
-            "target": {"endpoints": [{"url": f"https://r{i}.test"}]},
-        }
-        for i in range(50)
-    ]
-    routes.append(
-        {"name": "d", "default": True, "target": {"endpoints": [{"url": "https://d.test"}]}}
-    )
-    return {"routes": routes}
+# Run in a fresh interpreter: another test's thread inside a load (a reloader)
+# would hold the collector paused past this test's own load.
+_GC_CHECK = """
+import gc
+
+from selectors_lib import load_config, load_router
+
+routes = [
+    {"name": f"r{i}", "match": {"application": f"a{i}"},
+     "target": {"endpoints": [{"url": f"https://r{i}.test"}]}}
+    for i in range(50)
+]
+routes.append({"name": "d", "default": True, "target": {"endpoints": [{"url": "https://d.test"}]}})
+data = {"routes": routes}
 
 
-def _generation(obj: object) -> int | None:
+def generation(obj):
     return next((g for g in range(3) if any(o is obj for o in gc.get_objects(g))), None)
 
 
+gc.collect()  # young generations empty and their counters reset: no collection mid-check
+# CPython 3.12 starts with objects of its own in the permanent generation:
+# unfreezing would release them too, so nothing is promoted there.
+frozen = gc.get_freeze_count()
+router = load_router(data)
+assert gc.isenabled()
+assert gc.get_freeze_count() == frozen
+# Without the promotion, the first allocation after the build collects them
+# from the youngest generation into the middle one, not the oldest.
+promoted = frozen == 0
+assert (generation(router.config.rules[0]) == 2) is promoted
+assert (generation(router._snapshot.states[0]) == 2) is promoted
+
+# The application's frozen objects stay frozen; nothing is promoted then.
+gc.collect()
+kept = {"a": []}
+gc.freeze()
+assert generation(kept) is None  # frozen: in no generation
+router = load_router(data)
+assert generation(kept) is None
+assert generation(router.config.rules[0]) != 2
+gc.unfreeze()
+assert generation(kept) == 2
+
+# A collector the caller disabled stays disabled, its generations untouched.
+gc.collect()
+gc.disable()
+config = load_config(data)
+assert not gc.isenabled()
+assert generation(config.rules[0]) == 0
+print("ok")
+"""
+
+
 def test_a_load_resumes_the_collector_with_what_it_built_in_the_oldest_generation() -> None:
-    gc.collect()  # young generations empty and their counters reset: no collection mid-test
-    # CPython 3.12 starts with objects of its own in the permanent generation:
-    # unfreezing would release them too, so nothing is promoted there.
-    frozen = gc.get_freeze_count()
-    router = load_router(_small_config())
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == frozen
-    # Without the promotion, the first allocation after the build collects
-    # them from the youngest generation into the middle one, not the oldest.
-    promoted = frozen == 0
-    assert (_generation(router.config.rules[0]) == 2) is promoted
-    assert (_generation(router._snapshot.states[0]) == 2) is promoted
-
-
-def test_a_load_leaves_a_disabled_collector_and_frozen_objects_alone() -> None:
-    gc.collect()
-    kept = [object(), {"a": []}]
-    gc.freeze()
-    frozen = gc.get_freeze_count()
-    try:
-        router = load_router(_small_config())
-        assert gc.get_freeze_count() == frozen  # the application's freeze is not undone
-        assert _generation(router.config.rules[0]) != 2
-        gc.disable()
-        config = load_config(_small_config())
-        assert not gc.isenabled()
-        assert _generation(config.rules[0]) == 0
-    finally:
-        gc.enable()
-        gc.unfreeze()
-    assert kept
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_CHECK],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=SRC.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def _imports(module: str) -> set[str]:
