@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from array import array
 
 from ._base import check_n
 from ._rendezvous import Scorer
 from ._xx import MASK64, key_hash, xxh64
-
-if TYPE_CHECKING:
-    from array import array
 
 __all__ = [
     "COMPUTE_MAX_HOSTS",
@@ -221,8 +218,6 @@ class CachedSlotsTable(SlotsTable):
         if isinstance(cells, bytes):
             # Repeating one zero item writes the cells once; building from bytes(n)
             # would also touch a temporary of the same size.
-            from array import array  # once per table, at its first fill
-
             cells = array(self._typecode, [0]) * self._size
             self._cells = cells
         cells[slot] = index + 1
