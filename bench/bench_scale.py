@@ -14,12 +14,13 @@ replicas. Reported side by side, in one run:
 - pool memory (1/10/100/500 pools of 3) against uhashring and hashring;
 - loading a catastrophic pattern above an ``equals`` value (ReDoS at load);
 - YAML parsing with libyaml's CSafeLoader against PyYAML's SafeLoader;
-- ``import selectors_lib`` (``-X importtime``, best of several).
+- ``import selectors_lib`` (``-X importtime``, warm byte-code caches, median of 15
+  runs alternating with ``import attrs`` alone).
 
 Sizes whose projected RSS exceeds ``--max-rss-mib`` are skipped with a message.
 Absolute times drift on shared machines: compare the ratios.
 
-Usage: python bench/bench_scale.py [--quick] [--algorithm NAME] [--max-rss-mib N]
+Usage: python bench/bench_scale.py [--quick] [--algorithm NAME] [--max-rss-mib N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -146,27 +147,45 @@ def run_worker(n: int, algorithm: str | None) -> dict[str, Any]:
     return result
 
 
-def scale_table(sizes: list[int], algorithm: str | None, max_rss_mib: float) -> None:
+def scale_table(
+    sizes: list[int], algorithm: str | None, max_rss_mib: float, repeat: int = 1
+) -> None:
     print(
-        f"rules: load + Router() and uncached select() (pool algorithm: {algorithm or 'default'})"
+        f"rules: load + Router() and uncached select() (pool algorithm: {algorithm or 'default'}; "
+        f"median of {repeat} fresh process{'es' if repeat > 1 else ''} per size)"
     )
     head = (
         f"{'rules':>7}{'load s':>8}{'Router s':>9}{'RSS MiB':>9}{'KiB/rule':>9}"
         f"{'top ns':>9}{'port':>10}{'mid ns':>9}{'port':>10}{'dflt ns':>9}{'port':>11}"
         f"{'dflt vs port':>13}"
     )
+    # Every size once per round, rounds repeated: each size sees the same
+    # moments of the machine's load, and the 100k/10k ratio is taken per round.
+    runs: dict[int, list[dict[str, Any]]] = {}
+    skipped: dict[int, str] = {}
+    for _ in range(repeat):
+        last: dict[str, Any] | None = None
+        for n in sizes:
+            if n in skipped:
+                continue
+            if last is not None:
+                per_rule = last["rss_mib"] / last["n"]
+                if per_rule * n > max_rss_mib:
+                    skipped[n] = (
+                        f"{n:>7}  skipped: {per_rule * 1024:.0f} KiB per rule projects "
+                        f"{per_rule * n:,.0f} MiB > --max-rss-mib {max_rss_mib:,.0f}"
+                    )
+                    continue
+            last = run_worker(n, algorithm)
+            runs.setdefault(n, []).append(last)
     print(head)
     rows: list[dict[str, Any]] = []
     for n in sizes:
-        if rows:
-            per_rule = rows[-1]["rss_mib"] / rows[-1]["n"]
-            if per_rule * n > max_rss_mib:
-                print(
-                    f"{n:>7}  skipped: {per_rule * 1024:.0f} KiB per rule projects "
-                    f"{per_rule * n:,.0f} MiB > --max-rss-mib {max_rss_mib:,.0f}"
-                )
-                continue
-        r = run_worker(n, algorithm)
+        if n not in runs:
+            print(skipped[n])
+            continue
+        r = {k: statistics.median(x[k] for x in runs[n]) for k in runs[n][0]}
+        r["n"] = n
         rows.append(r)
         print(
             f"{n:>7}{r['load_s']:>8.2f}{r['router_s']:>9.2f}{r['rss_mib']:>9.1f}"
@@ -177,21 +196,27 @@ def scale_table(sizes: list[int], algorithm: str | None, max_rss_mib: float) -> 
             flush=True,
         )
     if len(rows) > 1:
-        first, last = rows[0], rows[-1]
+        first, last_row = rows[0], rows[-1]
         print(
-            f"growth {first['n']:,} -> {last['n']:,} rules: select top "
-            f"{last['top_ns'] / first['top_ns']:.2f}x, middle "
-            f"{last['middle_ns'] / first['middle_ns']:.2f}x, default "
-            f"{last['default_ns'] / first['default_ns']:.2f}x (target <= 1.5x)"
+            f"growth {first['n']:,} -> {last_row['n']:,} rules: select top "
+            f"{last_row['top_ns'] / first['top_ns']:.2f}x, middle "
+            f"{last_row['middle_ns'] / first['middle_ns']:.2f}x, default "
+            f"{last_row['default_ns'] / first['default_ns']:.2f}x (target <= 1.5x)"
         )
-        by_n = {r["n"]: r for r in rows}
-        if 10_000 in by_n and 100_000 in by_n:
-            a, b = by_n[10_000], by_n[100_000]
-            total_a, total_b = a["load_s"] + a["router_s"], b["load_s"] + b["router_s"]
-            print(
-                f"load + Router: 10k {total_a:.2f} s (target <= 2 s), "
-                f"100k {total_b:.2f} s = {total_b / total_a:.1f}x 10k (target <= 12x)"
-            )
+    if 10_000 in runs and 100_000 in runs:
+        totals = [
+            (a["load_s"] + a["router_s"], b["load_s"] + b["router_s"])
+            for a, b in zip(runs[10_000], runs[100_000], strict=False)
+        ]
+        small = statistics.median(t[0] for t in totals)
+        large = statistics.median(t[1] for t in totals)
+        ratios = [b / a for a, b in totals]
+        print(
+            f"load + Router: 10k {small:.2f} s (target <= 2 s), 100k {large:.2f} s "
+            f"= {large / small:.1f}x 10k (target <= 12x); per round: "
+            + ", ".join(f"{a:.2f}/{b:.2f} s {b / a:.1f}x" for a, b in totals)
+            + f" (median {statistics.median(ratios):.1f}x)"
+        )
 
 
 def cache_table(quick: bool) -> None:
@@ -242,6 +267,11 @@ def cache_table(quick: bool) -> None:
         Criteria(application=c.application, authenticated_user=c.authenticated_user) for c in warm
     ]
     hit_equal = min(run(cached, equal * 10) for _ in range(rounds))
+    build: list[float] = []
+    for k in range(rounds):
+        t0 = time.perf_counter_ns()
+        fresh(10_000 + k)
+        build.append((time.perf_counter_ns() - t0) / 2000)
     base = statistics.median(plain)
     med_miss = statistics.median(miss)
     # Each round's two sides ran back to back: the median of their ratios is
@@ -260,6 +290,10 @@ def cache_table(quick: bool) -> None:
         f"{'hit, same Criteria object':<44}{hit_same:>9.0f}{hit_same / base:>12.2f}x  (target <= 250 ns)"
     )
     print(f"{'hit, an equal Criteria built anew':<44}{hit_equal:>9.0f}{hit_equal / base:>12.2f}x")
+    print(
+        f"{'(building the Criteria itself, best)':<44}{min(build):>9.0f}"
+        f"{min(build) / base:>12.2f}x  (a request builds one; cached or not)"
+    )
 
 
 def pool_memory_worker(impl: str, count: int) -> float:
@@ -360,13 +394,19 @@ def yaml_table(n: int) -> None:
     )
 
 
-def import_table() -> None:
+def import_table(runs: int = 15) -> None:
+    # Warm byte-code caches, as a deployed package has them: a process started
+    # with PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module of
+    # ours (not attrs', which pip compiled at install) on every run.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
     def cumulative(module: str) -> float:
         done = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", f"import {module}"],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         for line in done.stderr.splitlines():
             parts = line.split("|")
@@ -374,16 +414,18 @@ def import_table() -> None:
                 return int(parts[1]) / 1000
         return float("nan")
 
+    cumulative("selectors_lib")  # writes the byte-code caches
     # Alternating runs, so both see the same moments of the machine's load.
     ours: list[float] = []
     attrs_ms: list[float] = []
-    for _ in range(9):
+    for _ in range(runs):
         ours.append(cumulative("selectors_lib"))
         attrs_ms.append(cumulative("attrs"))
     print(
-        f"import selectors_lib: {statistics.median(ours):.1f} ms cumulative, median of 9 "
+        f"import selectors_lib: {statistics.median(ours):.1f} ms cumulative, median of {runs} "
         f"(best {min(ours):.1f}; target <= 40 ms); of which its dependency attrs alone: "
-        f"median {statistics.median(attrs_ms):.1f} ms (best {min(attrs_ms):.1f})"
+        f"median {statistics.median(attrs_ms):.1f} ms (best {min(attrs_ms):.1f}), "
+        f"so selectors_lib's own {statistics.median(ours) - statistics.median(attrs_ms):.1f} ms"
     )
 
 
@@ -397,6 +439,12 @@ def main() -> None:
         default=None,
         help="skip sizes projected above (2048; quick 512)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="fresh processes per size, medians reported (3; quick 1)",
+    )
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pool-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -408,7 +456,7 @@ def main() -> None:
         return
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10_000, 100_000]
     budget = args.max_rss_mib or (512 if args.quick else 2048)
-    scale_table(sizes, args.algorithm, budget)
+    scale_table(sizes, args.algorithm, budget, args.repeat or (1 if args.quick else 3))
     print()
     cache_table(args.quick)
     print()
@@ -416,7 +464,7 @@ def main() -> None:
     print()
     redos_table()
     yaml_table(1000 if args.quick else 10_000)
-    import_table()
+    import_table(7 if args.quick else 15)
 
 
 if __name__ == "__main__":

@@ -7,41 +7,57 @@ the same one. Start with :func:`load_router`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._criteria import FIELDS, Attributes, Criteria
-from ._errors import ConfigError, ConfigIssue, NoEndpointError, SelectorsError
-from ._events import (
-    Event,
-    EventHub,
-    FleetEvent,
-    HealthEvent,
-    LagEvent,
-    MetricsObserver,
-    Observer,
-    ReloadEvent,
-    SelectEvent,
-)
-from ._fingerprint import config_fingerprint
+from ._errors import ConfigError, NoEndpointError, SelectorsError
+from ._hub import EventHub
 from ._match import FieldMatch, Match
-from ._pool import Endpoint, EndpointHealth, Pool
-from ._router import Decision, Router, RouterConfig, Rule, RuleTrace, Settings
+from ._pool import Endpoint, Pool
+from ._router import Router, RouterConfig, Rule, Settings
 from ._router import install_loader as _install_loader
 
 if TYPE_CHECKING:
     from ._config import config_to_dict, load_config, load_router
+    from ._decision import Decision, RuleTrace
+    from ._endpoint_health import EndpointHealth
+    from ._events import (
+        Event,
+        FleetEvent,
+        HealthEvent,
+        LagEvent,
+        MetricsObserver,
+        Observer,
+        ReloadEvent,
+        SelectEvent,
+    )
+    from ._fingerprint import config_fingerprint
     from ._headers import HeaderMapping
+    from ._issues import ConfigIssue
     from ._reloader import FileReloader
 
 __version__ = "0.1.0"
 
 # Public names whose modules select() never needs, imported on first use:
 # the reloader pulls in asyncio (about half the import time), the loader its
-# validators, JSON/YAML readers and the Java dialect's tables.
+# validators, JSON/YAML readers and the Java dialect's tables; explanations,
+# events and fingerprints are attrs classes (or hashing) select() never builds.
 _LAZY = {
+    "ConfigIssue": "._issues",
+    "Decision": "._decision",
+    "EndpointHealth": "._endpoint_health",
+    "Event": "._events",
     "FileReloader": "._reloader",
+    "FleetEvent": "._events",
     "HeaderMapping": "._headers",
+    "HealthEvent": "._events",
+    "LagEvent": "._events",
+    "MetricsObserver": "._events",
+    "Observer": "._events",
+    "ReloadEvent": "._events",
+    "RuleTrace": "._decision",
+    "SelectEvent": "._events",
+    "config_fingerprint": "._fingerprint",
     "config_to_dict": "._config",
     "load_config": "._config",
     "load_router": "._config",
@@ -63,7 +79,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    # __import__ with a fromlist returns the submodule itself; importlib would
+    # be one more module to import with the package.
+    value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -199,9 +199,11 @@ def _parse(check: Checker, data: object, source: str | None) -> RouterConfig | N
             f"a second default route{label}; exactly one is allowed (the first is "
             f"routes[{marked[0]}])",
         )
-    endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
-    endpoints.update(catalogue)
-    health = _health(check, top.get("health"), endpoints)
+    health = None
+    if top.get("health") is not None:  # the map of every endpoint is for its probes only
+        endpoints = {e.id: e for _, r in (*rules, *defaults) for e in r.target.endpoints}
+        endpoints.update(catalogue)
+        health = _health(check, top["health"], endpoints)
     gateway = _gateway(check, top.get("gateway"), names)
     if check.issues or not defaults:
         return None

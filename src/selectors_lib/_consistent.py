@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._criteria import Criteria
+from ._criteria import TOKEN_ATTRIBUTE, Criteria
 from ._pool import Endpoint, PoolState
 
 __all__ = [
@@ -30,9 +30,6 @@ __all__ = [
     "TokenPick",
     "token_pick",
 ]
-
-#: The ``Criteria.attributes`` name a request carries its token under.
-TOKEN_ATTRIBUTE = "consistency-token"
 
 #: What a rule does when no replica has reached a request's token.
 ON_STALE: tuple[str, ...] = ("fallback", "wait")

@@ -7,7 +7,7 @@ from typing import TypeVar, overload
 
 import attrs
 
-__all__ = ["FIELDS", "Attributes", "Criteria"]
+__all__ = ["FIELDS", "TOKEN_ATTRIBUTE", "Attributes", "Criteria"]
 
 _T = TypeVar("_T")
 
@@ -23,6 +23,11 @@ FIELDS: tuple[str, ...] = (
     "cloud_provider",
 )
 
+#: The ``Criteria.attributes`` name a request carries its read-your-writes
+#: token under. Defined here, not with the tokens (``_consistent``), because
+#: ``select()`` tests for it and must not import the token machinery to do so.
+TOKEN_ATTRIBUTE = "consistency-token"
+
 
 class Attributes(Mapping[str, str]):
     """An immutable, hashable mapping of further named request values.
@@ -32,7 +37,7 @@ class Attributes(Mapping[str, str]):
     attribute is absent, as ``None`` does for the named fields.
     """
 
-    __slots__ = ("_data", "_hash")
+    __slots__ = ("_data", "_hash", "_items")
 
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
         data: dict[str, str] = {}
@@ -41,8 +46,12 @@ class Attributes(Mapping[str, str]):
                 if value is not None:  # absent, as for the named fields
                     data[str(name).lower()] = str(value)
         self._data = data
+        # The items in name order: equal exactly when the mappings are, and a
+        # tuple hashes and compares in C. The decision cache keys on it rather
+        # than on this mapping, whose __hash__/__eq__ are Python calls.
         # Only a cache key: never used to pick a route.
-        self._hash = hash(tuple(sorted(data.items())))
+        self._items = tuple(sorted(data.items()))
+        self._hash = hash(self._items)
 
     def __getitem__(self, name: str) -> str:
         return self._data[name]
@@ -75,15 +84,18 @@ class Attributes(Mapping[str, str]):
         return f"Attributes({dict(sorted(self._data.items()))!r})"
 
 
+#: The one empty mapping every criteria without attributes shares (one fewer
+#: object per request, and its cache-key part is the empty tuple).
 _EMPTY = Attributes()
 
 
 def _to_attributes(value: Mapping[str, str] | None) -> Attributes:
-    if isinstance(value, Attributes):
-        return value
-    if not value:
+    if value is None or value is _EMPTY:
         return _EMPTY
-    return Attributes(value)
+    if not isinstance(value, Attributes):
+        value = Attributes(value)
+    # Empty (given as {}, Attributes() or only None values): the shared one.
+    return value if value._data else _EMPTY
 
 
 def _opt_str(value: object) -> str | None:
@@ -118,7 +130,7 @@ class Criteria:
     location: str | None = attrs.field(default=None, converter=_opt_str)
     account: str | None = attrs.field(default=None, converter=_opt_str)
     cloud_provider: str | None = attrs.field(default=None, converter=_opt_str)
-    attributes: Attributes = attrs.field(factory=Attributes, converter=_to_attributes)
+    attributes: Attributes = attrs.field(default=_EMPTY, converter=_to_attributes)
 
     def get(self, source: str) -> str | None:
         """Return the value a key source names.

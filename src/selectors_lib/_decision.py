@@ -1,20 +1,44 @@
-"""What :meth:`Router.explain` returns: the decision and each rule's trace.
+"""What :meth:`Router.explain` returns: the decision, each rule's trace, the pool's pick.
 
 Plain values, kept apart from the router that makes them: adapters, the CLI and
-metrics read decisions without needing the routing machinery.
+metrics read decisions without needing the routing machinery, and ``select()``,
+which builds none of them, does not import this module (docs/scale.md).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._consistent import Stale
 from ._criteria import Criteria
 from ._pool import Endpoint
 
-__all__ = ["Decision", "RuleTrace"]
+if TYPE_CHECKING:
+    from ._consistent import Stale
+
+__all__ = ["Decision", "Pick", "RuleTrace"]
+
+
+@attrs.frozen
+class Pick:
+    """What a pool chose for one request.
+
+    Args:
+        endpoint: The replica chosen.
+        key: The routing key, if one was found.
+        key_source: The ``hash_on`` source the key came from.
+        first_choice: The replica the key maps to when every replica is up.
+        skipped: ``(endpoint id, reason)`` for each replica passed over.
+        panic: True when too few replicas were up and health was ignored.
+    """
+
+    endpoint: Endpoint
+    key: str | None = None
+    key_source: str | None = None
+    first_choice: Endpoint | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    panic: bool = False
 
 
 @attrs.frozen

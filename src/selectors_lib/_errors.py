@@ -10,30 +10,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import attrs
+if TYPE_CHECKING:
+    from ._issues import ConfigIssue
+else:
+
+    def __getattr__(name: str) -> Any:
+        # ConfigIssue lives in ``_issues``, imported by the first load (or
+        # error): importing the package does not create the class.
+        if name != "ConfigIssue":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return __import__(__package__ + "._issues", fromlist=(name,)).ConfigIssue
+
 
 __all__ = ["ConfigError", "ConfigIssue", "NoEndpointError", "SelectorsError"]
 
 
 class SelectorsError(Exception):
     """Root of every exception selectors_lib raises on purpose."""
-
-
-@attrs.frozen
-class ConfigIssue:
-    """One problem found in a configuration.
-
-    Args:
-        path: JSON-style location of the problem, e.g. ``routes[2].match.application``.
-        message: What is wrong there.
-    """
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ConfigError(SelectorsError, ValueError):
@@ -51,6 +46,8 @@ class ConfigError(SelectorsError, ValueError):
     source: str | None
 
     def __init__(self, issues: Iterable[ConfigIssue], source: str | None = None) -> None:
+        from ._issues import ConfigIssue
+
         self.issues = tuple(issues) or (ConfigIssue("", "invalid configuration"),)
         self.source = source
         head = f"{source}: " if source else ""
@@ -64,6 +61,8 @@ class ConfigError(SelectorsError, ValueError):
     @classmethod
     def single(cls, path: str, message: str, source: str | None = None) -> ConfigError:
         """Build an error with one issue."""
+        from ._issues import ConfigIssue
+
         return cls([ConfigIssue(path, message)], source)
 
 

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import attrs
 
+from ._hub import EventHub
+
 __all__ = [
     "SELECT_DURATION_BUCKETS",
     "Event",
@@ -26,12 +28,6 @@ __all__ = [
     "ReloadEvent",
     "SelectEvent",
 ]
-
-
-def _log_failure(observer: object) -> None:
-    import logging  # only when an observer fails: routing never needs it
-
-    logging.getLogger("selectors_lib").exception("selectors_lib observer %r failed", observer)
 
 
 @attrs.frozen
@@ -132,40 +128,6 @@ class FleetEvent:
 
 Event = SelectEvent | HealthEvent | ReloadEvent | LagEvent | FleetEvent
 Observer = Callable[[Event], None]
-
-
-class EventHub:
-    """Fan events out to subscribers.
-
-    Subscribing and unsubscribing swap an immutable tuple, so emitting never
-    takes a lock. An observer that raises is logged and skipped: observability
-    must never break routing.
-    """
-
-    __slots__ = ("_lock", "observers")
-
-    def __init__(self) -> None:
-        self.observers: tuple[Observer, ...] = ()
-        self._lock = threading.Lock()
-
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Add ``observer``; return a function that removes it again."""
-        with self._lock:
-            self.observers = (*self.observers, observer)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self.observers = tuple(o for o in self.observers if o is not observer)
-
-        return unsubscribe
-
-    def emit(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber."""
-        for observer in self.observers:
-            try:
-                observer(event)
-            except Exception:
-                _log_failure(observer)
 
 
 #: Latency buckets for ``select()``, in seconds: it takes microseconds, so the

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 
 from ._criteria import Criteria
 from ._match import FieldMatch, Match, equals_key, getter
-from ._regex import literal_prefix
 
 if TYPE_CHECKING:
     from ._router import Rule
@@ -87,6 +86,8 @@ def _prefiltered(match: Match) -> Callable[[Criteria], bool]:
     if len(match.fields) == 1:
         source, m = match.fields[0]
         if m.present is None and len(m.compiled) == 1 and m.case == "sensitive":
+            from ._regex import literal_prefix  # only configurations with patterns
+
             prefix = literal_prefix(m.compiled[0])
             if prefix:
                 get, test = getter(source), match.test

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import types
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,6 +25,8 @@ from ._match import getter
 
 if TYPE_CHECKING:
     from ._consistent import ConsistencyPolicy
+    from ._decision import Pick
+    from ._endpoint_health import EndpointHealth
 
 __all__ = [
     "MISSING_KEY_POLICIES",
@@ -37,6 +40,31 @@ __all__ = [
 #: What a pool does when none of its ``hash_on`` sources has a value.
 MISSING_KEY_POLICIES: tuple[str, ...] = ("first", "round_robin", "reject")
 
+if not TYPE_CHECKING:  # mypy reads the import above; unknown names stay errors
+    # ``Pick`` lives with the other explanations (``_decision``), imported by
+    # the first explain(); ``EndpointHealth`` by the first health change:
+    # select() builds neither.
+    _LAZY = {"EndpointHealth": "._endpoint_health", "Pick": "._decision"}
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(__import__(__package__ + module, fromlist=(name,)), name)
+
+
+def _first_pick(*args: Any, **kwargs: Any) -> Pick:
+    # Stands in for ``Pick`` until the first explain() imports it and rebinds
+    # the name: later calls cost a global lookup, no import.
+    global _Pick  # noqa: PLW0603 - a one-time rebinding
+    from ._decision import Pick
+
+    _Pick = Pick
+    return Pick(*args, **kwargs)
+
+
+_Pick: Callable[..., Pick] = _first_pick
+
 
 @attrs.frozen
 class Endpoint:
@@ -49,44 +77,6 @@ class Endpoint:
 
     id: str
     url: str
-
-
-@attrs.frozen
-class EndpointHealth:
-    """Whether an endpoint takes traffic, and since when.
-
-    Args:
-        healthy: False when ejected.
-        reason: Why it was ejected: ``manual``, ``probe``, ``lag`` (None when healthy).
-        detail: Free text for operators (the probe error, the lag in bytes...).
-        since: Unix time of the last change.
-    """
-
-    healthy: bool = True
-    reason: str | None = None
-    detail: str = ""
-    since: float = 0.0
-
-
-@attrs.frozen
-class Pick:
-    """What a pool chose for one request.
-
-    Args:
-        endpoint: The replica chosen.
-        key: The routing key, if one was found.
-        key_source: The ``hash_on`` source the key came from.
-        first_choice: The replica the key maps to when every replica is up.
-        skipped: ``(endpoint id, reason)`` for each replica passed over.
-        panic: True when too few replicas were up and health was ignored.
-    """
-
-    endpoint: Endpoint
-    key: str | None = None
-    key_source: str | None = None
-    first_choice: Endpoint | None = None
-    skipped: tuple[tuple[str, str], ...] = ()
-    panic: bool = False
 
 
 @attrs.frozen
@@ -141,6 +131,20 @@ class Pool:
         )
 
 
+# Shared by every pool state without a replica down (at 100k pools, one empty
+# dict each was a thousandth of the heap); a read-only view, never written.
+_NOTHING_DOWN: Mapping[str, EndpointHealth] = types.MappingProxyType({})
+
+_Getters = tuple[tuple[str, Callable[[Criteria], str | None]], ...]
+
+
+# Shared by the pools that hash on the same sources (in a large configuration,
+# nearly all of them): three tuples fewer per pool.
+@functools.lru_cache(maxsize=256)
+def _getters(hash_on: tuple[str, ...]) -> _Getters:
+    return tuple([(source, getter(source)) for source in hash_on])
+
+
 class PoolState:
     """A pool together with its table and a view of health: immutable once made.
 
@@ -171,9 +175,13 @@ class PoolState:
         # A router's first snapshot has no health yet: at 100k pools the
         # shortcuts below are a tenth of Router().
         down = (
-            {e.id: h for e in pool.endpoints if not (h := health.get(e.id, _UP)).healthy}
+            {
+                e.id: h
+                for e in pool.endpoints
+                if (h := health.get(e.id)) is not None and not h.healthy
+            }
             if health
-            else {}
+            else _NOTHING_DOWN
         )
         self.down: Mapping[str, EndpointHealth] = down
         live = len(pool.endpoints) - len(down)
@@ -184,10 +192,8 @@ class PoolState:
             if down
             else pool.endpoints
         )
-        self._getters: tuple[tuple[str, Callable[[Criteria], str | None]], ...] = tuple(
-            [(source, getter(source)) for source in pool.hash_on]
-        )
-        self._counter = itertools.count()
+        self._getters = _getters(pool.hash_on)
+        self._counter = itertools.count() if pool.missing_key == "round_robin" else None
 
     @property
     def deterministic(self) -> bool:
@@ -217,7 +223,7 @@ class PoolState:
         """Choose a replica and record the key, its source and any replica skipped."""
         endpoints = self.pool.endpoints
         if len(endpoints) == 1:
-            return Pick(endpoints[0], first_choice=endpoints[0], panic=self.panic)
+            return _Pick(endpoints[0], first_choice=endpoints[0], panic=self.panic)
         key: str | None = None
         source: str | None = None
         for source_name, get in self._getters:
@@ -226,21 +232,21 @@ class PoolState:
                 key, source = value, source_name
                 break
         if key is None:
-            return Pick(self._keyless(), panic=self.panic)
+            return _Pick(self._keyless(), panic=self.panic)
         table = self._table
         if table is None:
-            return Pick(endpoints[0], key, source, endpoints[0], (), self.panic)
+            return _Pick(endpoints[0], key, source, endpoints[0], (), self.panic)
         first = self._by_id[table.lookup(key)]
         if not self.down or self.panic or first.id not in self.down:
-            return Pick(first, key, source, first, (), self.panic)
+            return _Pick(first, key, source, first, (), self.panic)
         # One walk of the key's failover order gives the choice and what it skipped.
         skipped: list[tuple[str, str]] = []
         for host in table.preference(key, len(endpoints)):
             if host not in self.down:
-                return Pick(self._by_id[host], key, source, first, tuple(skipped), self.panic)
+                return _Pick(self._by_id[host], key, source, first, tuple(skipped), self.panic)
             skipped.append((host, self._reason(host)))
         # Unreachable: a pool with no live replica is in panic.
-        return Pick(
+        return _Pick(
             self._live[0], key, source, first, tuple(skipped), self.panic
         )  # pragma: no cover
 
@@ -282,12 +288,10 @@ class PoolState:
         if policy == "first":
             return self._live[0]
         if policy == "round_robin":
+            assert self._counter is not None  # made for round_robin pools
             return self._live[next(self._counter) % len(self._live)]
         if not self.pool.hash_on:
             raise NoEndpointError("no routing key: the pool has no hash_on sources")
         raise NoEndpointError(
             "no routing key: none of " + ", ".join(self.pool.hash_on) + " has a value"
         )
-
-
-_UP = EndpointHealth()

@@ -21,24 +21,56 @@ import threading
 import time
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import hashing
 from ._bulk import gc_paused
-from ._consistent import TOKEN_ATTRIBUTE, Position, Stale, Token, TokenPick, token_pick
-from ._criteria import _EMPTY, Criteria
-from ._decision import Decision, RuleTrace
-from ._errors import ConfigIssue
-from ._events import EventHub, HealthEvent, ReloadEvent, SelectEvent
+from ._criteria import TOKEN_ATTRIBUTE, Criteria
+from ._hub import EventHub
 from ._index import RuleIndex
 from ._match import Match
-from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._pool import Endpoint, Pool, PoolState
 from ._snapshot import Snapshot
 from ._tables import TableKey, build_tables
 
+if TYPE_CHECKING:
+    from ._consistent import Position, Stale, TokenPick
+    from ._decision import Decision, RuleTrace
+    from ._endpoint_health import EndpointHealth
+    from ._errors import ConfigIssue
+    from ._events import SelectEvent
+
 __all__ = ["Decision", "Router", "RouterConfig", "Rule", "RuleTrace", "Settings"]
+
+# Imported on first use, not with the router: explanations (``_decision``),
+# events (``_events``) and read-your-writes tokens (``_consistent``) are
+# classes select() never builds, and creating them was a third of the
+# package's import time. ``Decision`` and ``RuleTrace`` stay importable from
+# here through __getattr__.
+_LAZY = {"Decision": "._decision", "RuleTrace": "._decision"}
+
+if not TYPE_CHECKING:  # mypy reads the imports above; unknown names stay errors
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(__import__(__package__ + module, fromlist=(name,)), name)
+
+
+def _select_event(*args: Any) -> SelectEvent:
+    # Stands in for the class until the first observed select() imports it
+    # and rebinds the name: later calls cost a global lookup, no import.
+    global _SelectEvent  # noqa: PLW0603 - a one-time rebinding
+    from ._events import SelectEvent
+
+    _SelectEvent = SelectEvent
+    return SelectEvent(*args)
+
+
+_SelectEvent: Callable[..., SelectEvent] = _select_event
 
 
 @attrs.frozen
@@ -190,6 +222,8 @@ class Router:
     @property
     def health(self) -> Mapping[str, EndpointHealth]:
         """Health of every endpoint of the serving configuration, by id."""
+        from ._endpoint_health import EndpointHealth
+
         snap = self._snapshot
         up = EndpointHealth()
         return {e.id: snap.health.get(e.id, up) for e in snap.config.endpoints}
@@ -218,19 +252,7 @@ class Router:
                 if token is not None:
                     return self._token_route(snap, rank, criteria, token)[0]
             return snap.states[rank].pick(criteria)
-        c = criteria
-        a = c.attributes
-        key = (
-            c.application,
-            c.authenticated_user,
-            c.execution_type,
-            c.execution_id,
-            c.origin,
-            c.location,
-            c.account,
-            c.cloud_provider,
-            None if a is _EMPTY else a,
-        )  # cache_key(c), inline: a call costs a tenth of a hit
+        key = snap.key_of(criteria)
         endpoint = cache.get(key)
         if endpoint is not None:
             return endpoint
@@ -240,16 +262,15 @@ class Router:
         if (
             snap.policies is not None
             and snap.policies[rank] is not None
-            and (token := a.get(TOKEN_ATTRIBUTE)) is not None
+            and (token := criteria.attributes.get(TOKEN_ATTRIBUTE)) is not None
         ):
             return self._token_route(snap, rank, criteria, token)[0]
         endpoint = snap.states[rank].pick(criteria)
-        if snap.deterministic[rank]:
-            skip = snap.skip
-            if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
-                snap.skip = skip - 1
-            else:
-                snap.remember(key, endpoint)
+        skip = snap.skip
+        if skip:  # a full cache admits one miss in ADMIT_EVERY (see Snapshot)
+            snap.skip = skip - 1
+        else:
+            snap.remember(key, endpoint, rank, criteria)
         return endpoint
 
     def _select_observed(self, snap: Snapshot, criteria: Criteria) -> Endpoint:
@@ -267,7 +288,7 @@ class Router:
         else:
             endpoint, failover = state.pick(criteria), False
         self.events.emit(
-            SelectEvent(rule.name, endpoint.id, failover, state.panic, time.perf_counter() - start)
+            _SelectEvent(rule.name, endpoint.id, failover, state.panic, time.perf_counter() - start)
         )
         return endpoint
 
@@ -282,6 +303,8 @@ class Router:
         Returns:
             The :class:`Decision`.
         """
+        from ._decision import Decision, RuleTrace
+
         snap = self._snapshot
         traces: list[RuleTrace] = []
         winner: tuple[Rule, PoolState] | None = None
@@ -308,6 +331,9 @@ class Router:
         token = criteria.attributes.get(TOKEN_ATTRIBUTE)
         policy = rule.target.consistency
         if token is not None and policy is not None:
+            # A rule has a policy only if the loader built one, which imported these.
+            from ._consistent import Token, token_pick
+
             parsed = Token.parse(token)
             if parsed is None:
                 endpoint, outcome = policy.fallback, "invalid-token"
@@ -380,6 +406,9 @@ class Router:
     def _token_route(
         self, snap: Snapshot, rank: int, criteria: Criteria, text: str
     ) -> tuple[Endpoint, TokenPick | None]:
+        # A rule has a policy only if the loader built one, which imported these.
+        from ._consistent import Token, token_pick
+
         policy = snap.by_rank[rank][0].target.consistency
         assert policy is not None  # callers checked
         token = Token.parse(text)
@@ -436,6 +465,9 @@ class Router:
             changes: New health by endpoint id; ids the serving configuration
                 does not know (removed by a reload meanwhile) are ignored.
         """
+        from ._endpoint_health import EndpointHealth
+        from ._events import HealthEvent
+
         with self._write_lock:
             snap = self._snapshot
             known = snap.config.endpoint_ids
@@ -462,6 +494,8 @@ class Router:
     def _set_health(
         self, endpoint: Endpoint | str, *, healthy: bool, reason: str | None, detail: str
     ) -> bool:
+        from ._endpoint_health import EndpointHealth
+
         endpoint_id = endpoint.id if isinstance(endpoint, Endpoint) else endpoint
         known = self._snapshot.config.endpoint_ids
         if endpoint_id not in known:
@@ -486,6 +520,8 @@ class Router:
         Raises:
             ConfigError: The new configuration is invalid (every issue, with paths).
         """
+        from ._events import ReloadEvent
+
         name = None if isinstance(source, Mapping) else str(source)
         try:
             if not _loader:
@@ -507,6 +543,8 @@ class Router:
         Args:
             config: A validated configuration.
         """
+        from ._events import ReloadEvent
+
         with gc_paused():
             tables = build_tables(config)
             known = config.endpoint_ids

@@ -9,18 +9,20 @@ the only part that changes after construction (see docs/operations.md,
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Mapping
+import operator
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
 from . import hashing
-from ._criteria import _EMPTY, Attributes, Criteria
-from ._pool import Endpoint, EndpointHealth, Pool, PoolState
+from ._criteria import FIELDS, Criteria
+from ._pool import Endpoint, Pool, PoolState
 from ._tables import TableKey, table_key
 
 if TYPE_CHECKING:
+    from ._endpoint_health import EndpointHealth
     from ._router import RouterConfig, Rule
 
-__all__ = ["ADMIT_EVERY", "MAX_CACHED_CHARS", "CacheKey", "Snapshot", "cache_key"]
+__all__ = ["ADMIT_EVERY", "MAX_CACHED_CHARS", "CacheKey", "Snapshot", "key_function"]
 
 #: Criteria holding more characters than this are routed but never cached, so
 #: the cache's memory stays bounded (cache_size x this) whatever clients send.
@@ -30,57 +32,77 @@ MAX_CACHED_CHARS = 1024
 #: A full decision cache stores one miss in this many (see ``Snapshot``).
 ADMIT_EVERY = 32
 
-#: The decision cache's key: a criteria's values, in field order.
-CacheKey = tuple[
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    str | None,
-    Attributes | None,
-]
+#: The decision cache's key: the values of the criteria fields the
+#: configuration reads (see :func:`key_function`). Its shape is fixed per
+#: configuration: one value, a tuple of them, or None.
+CacheKey = Hashable
+
+# The criteria's attribute items in name order (``()`` for none): equal exactly
+# when the mappings are, and a tuple hashes and compares in C, where the
+# mapping's own __hash__ and __eq__ are Python calls.
+_ATTRIBUTE_ITEMS = "attributes._items"
 
 
-def cache_key(c: Criteria) -> CacheKey:
-    """The decision cache's key for ``c`` (what :meth:`Router.select` builds inline).
+def _no_key(criteria: Criteria) -> None:
+    return None
 
-    A plain tuple of the values rather than ``c`` itself: a request's criteria
-    are new objects, and hashing a tuple (C code, over strings that cache their
-    own hashes) costs a fraction of the attrs-generated cached hash of a new
-    ``Criteria``, on every hit and every miss. No attributes (the shared empty
-    mapping) are ``None``, so the common key is hashed without a Python call.
+
+def key_function(config: RouterConfig) -> Callable[[Criteria], CacheKey]:
+    """How the decision cache keys a request under ``config``.
+
+    A decision is a pure function of the criteria fields the configuration
+    reads: the rules' match fields, the pools' ``hash_on`` sources (a missing
+    key is one of them being empty) and, with a ``consistency:`` policy, the
+    token attribute. The key holds exactly those values, in field order, and
+    the attribute items whenever any attribute is read: two criteria with the
+    same key get the same endpoint, and a key of two strings hashes and
+    compares in a fraction of the time of all nine fields (every hit and every
+    miss builds one). Token requests keep distinct keys (their attributes
+    differ), and are never stored (see :meth:`Router.select`).
+
+    Args:
+        config: The configuration the cache serves.
+
+    Returns:
+        A C-level getter (``operator.attrgetter``) of the read values: the
+        value itself when one field is read, a tuple when several, None
+        when none is.
     """
-    a = c.attributes
-    return (
-        c.application,
-        c.authenticated_user,
-        c.execution_type,
-        c.execution_id,
-        c.origin,
-        c.location,
-        c.account,
-        c.cloud_provider,
-        None if a is _EMPTY else a,
-    )
-
-
-def _cacheable(key: CacheKey) -> bool:
-    a, b, c, d, e, f, g, h, attributes = key
-    size = (
-        len(a or "")
-        + len(b or "")
-        + len(c or "")
-        + len(d or "")
-        + len(e or "")
-        + len(f or "")
-        + len(g or "")
-        + len(h or "")
-    )
+    sources: set[str] = set()
+    attributes = False
+    for rule in (*config.rules, config.default):
+        for source, _ in rule.match.fields:
+            sources.add(source)
+        sources.update(rule.target.hash_on)
+        attributes = attributes or rule.target.consistency is not None
+    attributes = attributes or any(s.startswith("attributes.") for s in sources)
+    # FIELDS order, whatever the set's: the key's shape is the same in every process.
+    names = [f for f in FIELDS if f in sources]
     if attributes:
-        size += sum(len(k) + len(v) for k, v in attributes.items())
+        names.append(_ATTRIBUTE_ITEMS)
+    if not names:
+        return _no_key
+    return operator.attrgetter(*names)
+
+
+def _cacheable(c: Criteria) -> bool:
+    # Counts every field, read or not: criteria this large are never cached,
+    # as documented, whatever the configuration reads.
+    size = (
+        len(c.application or "")
+        + len(c.authenticated_user or "")
+        + len(c.execution_type or "")
+        + len(c.execution_id or "")
+        + len(c.origin or "")
+        + len(c.location or "")
+        + len(c.account or "")
+        + len(c.cloud_provider or "")
+    )
+    if size > MAX_CACHED_CHARS:
+        return False
+    items = c.attributes._items
+    if items:
+        size += sum(len(k) + len(v) for k, v in items)
     return size <= MAX_CACHED_CHARS
 
 
@@ -97,6 +119,7 @@ class Snapshot:
         "deterministic",
         "generation",
         "health",
+        "key_of",
         "ordered",
         "policies",
         "rank",
@@ -143,6 +166,11 @@ class Snapshot:
         policies = tuple(st.pool.consistency for st in self.states)
         self.policies = policies if any(p is not None for p in policies) else None
         self.rank: Callable[[Criteria], int] = config.rule_index.winner
+        self.key_of: Callable[[Criteria], CacheKey] = (
+            previous.key_of
+            if previous is not None and previous.config is config
+            else key_function(config)
+        )
         size = config.settings.cache_size
         # A plain dict read with one get(): a hit is one lookup, a miss costs
         # one failed lookup and no exception. Inserts append the key to a deque
@@ -166,24 +194,22 @@ class Snapshot:
     def winner(self, criteria: Criteria) -> tuple[Rule, PoolState]:
         return self.by_rank[self.rank(criteria)]
 
-    def remember(self, key: CacheKey, endpoint: Endpoint) -> None:
-        """Cache a decision (unless its criteria are huge), evicting the oldest beyond the size."""
+    def remember(self, key: CacheKey, endpoint: Endpoint, rank: int, criteria: Criteria) -> None:
+        """Cache a decision, evicting the oldest beyond the size.
+
+        Not cached: huge criteria, and picks that depend on more than the
+        criteria (a ``round_robin`` pool's keyless requests).
+
+        Args:
+            key: The criteria's key (:attr:`key_of`).
+            endpoint: The endpoint chosen.
+            rank: The winning rule's rank.
+            criteria: The criteria routed.
+        """
         cache = self.cache
-        if cache is None:
-            return
-        # _cacheable(key), inline: this runs on every store of a full cache.
-        a, b, c, d, e, f, g, h, attributes = key
-        size = (
-            len(a or "")
-            + len(b or "")
-            + len(c or "")
-            + len(d or "")
-            + len(e or "")
-            + len(f or "")
-            + len(g or "")
-            + len(h or "")
-        )
-        if size > MAX_CACHED_CHARS or (attributes and not _cacheable(key)):
+        # Checked here rather than by select() before every admission count:
+        # one test per stored miss instead of one per miss.
+        if cache is None or not self.deterministic[rank] or not _cacheable(criteria):
             return
         order = self._cache_order
         cache[key] = endpoint

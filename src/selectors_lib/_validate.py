@@ -22,8 +22,7 @@ import math
 import re
 import reprlib
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._errors import ConfigIssue
@@ -241,6 +240,29 @@ def _parsed_url_problem(url: str, schemes: Sequence[str] | None) -> str | None:
     return text_problem(url)
 
 
+class _NothingNew:
+    """:meth:`Checker.nothing_new`'s context manager.
+
+    A class rather than ``@contextmanager``: a load enters two per rule, and a
+    generator-based one costs a generator, its frame and a wrapper each time.
+    """
+
+    __slots__ = ("_before", "_issues", "cell")
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self._issues = issues
+        self._before = len(issues)
+        self.cell = [False]
+
+    def __enter__(self) -> list[bool]:
+        return self.cell
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # Left False when the block raised, as the generator version did.
+        if exc_type is None:
+            self.cell[0] = len(self._issues) == self._before
+
+
 class Checker:
     """Collects issues and warnings as validation walks a document.
 
@@ -261,13 +283,9 @@ class Checker:
         """Record a warning at ``path`` (the configuration still loads)."""
         self.warnings.append(ConfigIssue(path, message))
 
-    @contextmanager
-    def nothing_new(self) -> Iterator[list[bool]]:
+    def nothing_new(self) -> _NothingNew:
         """Yield a flag cell, set to True on exit when the block added no issue."""
-        before = len(self.issues)
-        cell = [False]
-        yield cell
-        cell[0] = len(self.issues) == before
+        return _NothingNew(self.issues)
 
     def unique_name(
         self, seen: dict[str, int], name: str, where: str, index: int, what: str

@@ -252,6 +252,16 @@ class TestSelection:
         assert router.select(token_request) == router.select(request("u", None))
         assert router.generation == 0  # positions never rebuild the snapshot
 
+    def test_a_cached_answer_is_never_served_to_a_token_request(self) -> None:
+        # No rule reads attributes, but the token travels in one: the cache key
+        # must still tell the token request from the plain one cached before.
+        router = load_router(config())
+        router.set_positions({"r1": at(0), "r2": at(0), "r3": at(0)})
+        plain = router.select(request("u", None))
+        for _ in range(3):
+            assert router.select(request("u", None)) == plain  # cached
+        assert router.select(request("u", ct.Token(REPLID, 100))).id == "primary"
+
     def test_uncached_and_observed_paths_agree(self) -> None:
         uncached = config()
         uncached["settings"] = {"cache_size": 0}

@@ -342,14 +342,19 @@ def test_router_from_config_object() -> None:
 
 
 def test_huge_criteria_route_but_are_not_cached() -> None:
-    from selectors_lib._snapshot import MAX_CACHED_CHARS, cache_key
+    from selectors_lib._snapshot import MAX_CACHED_CHARS
 
     router = load_router(config(default=POOL))
     small = Criteria(authenticated_user="alice")
     huge = Criteria(authenticated_user="x" * (MAX_CACHED_CHARS + 1))
+    # Large in a field no rule or pool reads: its key is small, but the bound
+    # is on the criteria, as documented.
+    unread = Criteria(authenticated_user="bob", origin="x" * (MAX_CACHED_CHARS + 1))
     assert router.select(small) == router.select(small)
     assert router.select(huge) == router.select(huge)
-    cache = router._snapshot.cache
-    assert cache is not None
-    assert cache_key(small) in cache
-    assert cache_key(huge) not in cache
+    assert router.select(unread) == router.select(unread)
+    snap = router._snapshot
+    assert snap.cache is not None
+    assert snap.key_of(small) in snap.cache
+    assert snap.key_of(huge) not in snap.cache
+    assert snap.key_of(unread) not in snap.cache

@@ -29,21 +29,38 @@ Algorithms (see ``docs/algorithms.md`` for how to choose):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import HashTable
 from ._base import check_option_int as _check_option_int
 from ._base import normalize_hosts as _normalize_hosts
 from ._base import normalize_weights as _normalize_weights
-from ._bounded import BoundedLoad
-from ._jump import JumpTable as _JumpTable
-from ._jump import jump_hash
 from ._rendezvous import RendezvousTable as _RendezvousTable
 from ._slots import DEFAULT_SLOTS as _DEFAULT_SLOTS
 from ._slots import MAX_SLOTS as _MAX_SLOTS
 from ._slots import MIN_SLOTS as _MIN_SLOTS
 from ._slots import slots_table as _slots_table
 from ._xx import key_hash
+
+if TYPE_CHECKING:
+    from ._bounded import BoundedLoad
+    from ._jump import jump_hash
+else:
+    # Imported on first use (the default ``slots`` tables need neither): a
+    # process that routes never pays for them at import.
+    _LAZY = {"BoundedLoad": "._bounded", "jump_hash": "._jump"}
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ALGORITHMS",
@@ -111,10 +128,12 @@ def _build_rendezvous(
 
 
 def _build_jump(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
+    from ._jump import JumpTable
+
     _check_options("jump", options, ())
     if len(set(weights)) > 1:
         raise ValueError("algorithm 'jump' does not support weights (all must be equal)")
-    return _JumpTable(hosts)
+    return JumpTable(hosts)
 
 
 def _build_slots(hosts: tuple[str, ...], weights: tuple[int, ...], **options: Any) -> HashTable:
