@@ -79,10 +79,13 @@ class RequestHeaders:
         previous: list[bytes] = []
         options: list[bytes] = []
         host: bytes | None = None
+        user: bytes | None = None
         replaced = self._replaced
         underscores = self.underscore_headers
         for raw_name, value in scope.get("headers") or ():
             name = raw_name.lower()
+            if name == _USER_HEADER_BYTES and user is None:
+                user = value  # the trusted header's first copy, if routing used it
             if name in _DROPPED:
                 if name == b"host" and host is None:
                     host = value
@@ -123,15 +126,21 @@ class RequestHeaders:
         if self.mapping.gate_origin and criteria.origin is not None:
             kept.append((_ORIGIN_HEADER, criteria.origin.encode("latin-1", "replace")))
         if self.user_header is not None:
-            value = self._forwarded_user(scope, authenticated, criteria)
+            value = self._forwarded_user(authenticated, criteria, user)
             if value:
                 kept.append((self.user_header, value))
         return kept
 
     def _forwarded_user(
-        self, scope: Scope, authenticated: str | None, criteria: Criteria
+        self, authenticated: str | None, criteria: Criteria, received: bytes | None
     ) -> bytes | None:
-        """The user to pass on: the authenticated one, or the trusted header's own bytes."""
+        """The user to pass on: the authenticated one, or the trusted header's own bytes.
+
+        Args:
+            authenticated: The framework's user, if any.
+            criteria: What the request was routed on.
+            received: The first ``X-SPINNAKER-USER`` the client sent, if any.
+        """
         if authenticated is not None:
             # A framework user is text: sent as UTF-8, unless it could not make
             # a valid header value.
@@ -140,7 +149,4 @@ class RequestHeaders:
             return None
         # Routed on the trusted header: forward what was received, byte for
         # byte (decoding and re-encoding could turn latin-1 into UTF-8).
-        for name, value in scope.get("headers") or ():
-            if name.lower() == _USER_HEADER_BYTES:
-                return bytes(value)
-        return None  # pragma: no cover - the mapping found it
+        return bytes(received) if received is not None else None

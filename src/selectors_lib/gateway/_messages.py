@@ -124,8 +124,9 @@ def upstream_path(target: UpstreamTarget, scope: Scope) -> bytes:
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes) or not raw:
         raw = urllib.parse.quote(scope.get("path", "/"), safe="/:@!$&'()*+,;=-._~").encode("ascii")
-    raw = raw.split(b"?", 1)[0]
-    if not raw.startswith(b"/"):
+    if b"?" in raw:
+        raw = raw.split(b"?", 1)[0]
+    if raw[:1] != b"/":
         raw = _origin_form(raw, scope)
     root = scope.get("root_path") or ""
     if root:
@@ -135,9 +136,9 @@ def upstream_path(target: UpstreamTarget, scope: Scope) -> bytes:
     # Most paths hold neither a dot nor an escape: they skip the full check.
     if (b"." in raw or b"%" in raw or b"\\" in raw) and has_dot_segment(raw):
         raise BadRequest("dot segment in request path")
-    if not raw.startswith(b"/"):
+    if raw[:1] != b"/":
         raw = b"/" + raw
-    query = scope.get("query_string") or b""
+    query = scope.get("query_string")
     return target.base_path + raw + (b"?" + query if query else b"")
 
 
