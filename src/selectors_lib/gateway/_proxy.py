@@ -334,7 +334,9 @@ class SelectorsProxy:
                 moved = decision.failover
             else:
                 endpoint, key, key_source = pick.endpoint, pick.key, pick.key_source
-                moved = pick.first_choice not in (None, pick.endpoint)
+                choice = pick.first_choice
+                # Identity first: the same Endpoint object unless the key moved.
+                moved = choice is not None and choice is not endpoint and choice != endpoint
         except NoEndpointError as exc:
             _log.info("no endpoint: %s", exc)
             await _plain(send, 503, _NO_ENDPOINT, [])
@@ -506,4 +508,5 @@ class SelectorsProxy:
 
 
 def _scope_user(scope: Scope) -> str | None:
-    return user_name(scope.get("user"))
+    user = scope.get("user")
+    return None if user is None else user_name(user)

@@ -76,6 +76,8 @@ def _framing(fields: list[tuple[bytes, bytes]], status: int) -> tuple[bool, bool
             fields (names lowercased), in order.
         status: The response status.
     """
+    if len(fields) == 1 and fields[0][0] == b"content-length":
+        return False, False  # the usual answer: framed by its length
     codings = [v for n, v in fields if n == b"transfer-encoding"]
     length = len(codings) < len(fields)
     if status in (204, 304):
