@@ -266,10 +266,12 @@ def test_wait_returns_the_keys_replica_once_it_catches_up(
         user = Criteria(authenticated_user="sticky")
         home = router.select(user).id
         stall(redis_set, home)
+        other = "ro-2" if home == "ro-1" else "ro-1"
+        # Before the write, so only the key's own replica can qualify (paused
+        # after it, the other one could already hold the write: a race).
+        redis_set.replicas[other].pause()
         redis_set.master.client.set("w", "1")
         token = ct.after_write(redis_set.master.client)
-        other = "ro-2" if home == "ro-1" else "ro-1"
-        redis_set.replicas[other].pause()  # so only the key's own replica can qualify
         try:
             criteria = ct.with_token(user, token)
             assert router.select(criteria).id == "primary"  # the router itself never waits
