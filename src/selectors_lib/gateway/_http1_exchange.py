@@ -207,7 +207,7 @@ class Exchange:
             self.expect_continue = False
             # Never to an HTTP/1.0 client (RFC 9110 section 10.1.1): it sends its body anyway.
             if not self.body_done and not self.started and not conn.gone and self.http11:
-                conn.transport.write(_CONTINUE)
+                conn.write(_CONTINUE)
         while not self.body and not self.body_done and not conn.gone:
             await self._wait()
         if conn.gone:
@@ -283,7 +283,7 @@ class Exchange:
                 self._count(len(body))
             out = body
         if out:
-            conn.transport.write(out)
+            conn.write(out)
         if not more:
             if self.remaining > 0:
                 # The client waits for bytes that never come: only a close ends it.
