@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._criteria import FIELDS, Attributes, Criteria
 from ._errors import ConfigError, NoEndpointError, SelectorsError
 from ._hub import EventHub
+from ._lazy import lazy_attributes as _lazy_attributes
 from ._match import FieldMatch, Match
 from ._pool import Endpoint, Pool
 from ._router import Router, RouterConfig, Rule, Settings
@@ -75,19 +76,8 @@ def _load_on_first_reload(source: Any) -> RouterConfig:
 _install_loader(_load_on_first_reload)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # __import__ with a fromlist returns the submodule itself; importlib would
-    # be one more module to import with the package.
-    value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+if not TYPE_CHECKING:  # mypy reads the imports above: a misspelt name stays an error
+    __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -31,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from selectors_lib._lazy import lazy_attributes as _lazy_attributes
+
 from ._base import HashTable
 from ._base import check_option_int as _check_option_int
 from ._base import normalize_hosts as _normalize_hosts
@@ -50,16 +52,7 @@ else:
     # process that routes never pays for them at import.
     _LAZY = {"BoundedLoad": "._bounded", "jump_hash": "._jump"}
 
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(__import__(__name__ + module, fromlist=(name,)), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
