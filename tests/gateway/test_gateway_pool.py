@@ -88,3 +88,44 @@ def test_deadlines_fail_late_waits_within_a_tick_and_forget_finished_ones() -> N
         assert deadlines._timer is None  # no waits, no ticking
 
     asyncio.run(scenario())
+
+
+def test_requests_of_one_turn_go_out_together_after_it_and_a_lost_one_stays_unsent() -> None:
+    from selectors_lib.gateway._upstream import Connection, UpstreamClosed, WriteBatch
+
+    written: list[tuple[str, bytes]] = []
+
+    class Transport:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def write(self, data: bytes) -> None:
+            written.append((self.name, data))
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        batch = WriteBatch(loop)
+        one, two, lost = (Connection(loop, batch=batch) for _ in range(3))
+        for conn, name in ((one, "one"), (two, "two"), (lost, "lost")):
+            conn.connection_made(Transport(name))  # type: ignore[arg-type]
+            conn.start(b"GET /" + name.encode() + b" HTTP/1.1\r\n\r\n", b"", head_only=False)
+        lost.connection_lost(None)  # the upstream went before the turn ended
+        assert written == []
+        assert one.unsent
+        await asyncio.sleep(0)
+        assert written == [
+            ("one", b"GET /one HTTP/1.1\r\n\r\n"),
+            ("two", b"GET /two HTTP/1.1\r\n\r\n"),
+        ]
+        assert not one.unsent
+        assert not two.unsent
+        assert lost.unsent
+        assert isinstance(lost.error, UpstreamClosed)
+
+    asyncio.run(scenario())

@@ -15,7 +15,7 @@ import ssl
 from collections import deque
 
 from ._messages import UpstreamTarget
-from ._upstream import Connection, Deadlines
+from ._upstream import Connection, Deadlines, WriteBatch
 
 __all__ = ["ConnectFailed", "EndpointPool", "PoolFull"]
 
@@ -56,6 +56,8 @@ class EndpointPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         # The timeouts of this pool's connections, one tick for all of them.
         self._deadlines: Deadlines | None = None
+        # Its requests of one turn of the loop, written together after it.
+        self._batch: WriteBatch | None = None
 
     @property
     def open(self) -> int:
@@ -76,7 +78,8 @@ class EndpointPool:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
             self._deadlines = Deadlines(loop)
-        deadlines = self._deadlines
+            self._batch = WriteBatch(loop)
+        deadlines, batch = self._deadlines, self._batch
         now = loop.time()
         deadline = now + timeout
         while True:
@@ -114,7 +117,7 @@ class EndpointPool:
             remaining = max(deadline - loop.time(), 0.001)
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: Connection(loop, deadlines),
+                    lambda: Connection(loop, deadlines, batch),
                     self.target.host,
                     self.target.port,
                     ssl=self._ssl,

@@ -32,6 +32,7 @@ __all__ = [
     "Deadlines",
     "UpstreamClosed",
     "UpstreamProtocolError",
+    "WriteBatch",
     "require",
 ]
 
@@ -134,12 +135,46 @@ class Deadlines:
         self._timer = self._loop.call_later(self.TICK, self._check) if waits else None
 
 
+class WriteBatch:
+    """Requests written at the end of the event loop's turn, together.
+
+    The requests of one turn go out one after another after it: the upstream
+    (on loopback, a process the kernel wakes for each write) reads several in
+    one wakeup instead of being woken for each.
+
+    Args:
+        loop: The event loop the connections run on.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._writes: list[tuple[Connection, bytes]] = []
+
+    def add(self, conn: Connection, data: bytes) -> None:
+        """Write ``data`` to ``conn`` at the end of this turn of the event loop."""
+        writes = self._writes
+        writes.append((conn, data))
+        if len(writes) == 1:
+            self._loop.call_soon(self._write_all)
+
+    def _write_all(self) -> None:
+        writes, self._writes = self._writes, []
+        for conn, data in writes:
+            conn.send_now(data)
+
+
 class Connection(asyncio.Protocol):
     """A keep-alive HTTP/1.1 client connection, one exchange at a time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadlines: Deadlines | None = None,
+        batch: WriteBatch | None = None,
+    ) -> None:
         self._loop = loop
         self._deadlines = deadlines if deadlines is not None else Deadlines(loop)
+        self._batch = batch
         self.transport: asyncio.Transport | None = None
         self._parser: Any = httptools.HttpResponseParser(self)
         if hasattr(self._parser, "set_dangerous_leniencies"):
@@ -352,10 +387,26 @@ class Connection(asyncio.Protocol):
         self.request_sent = not more_body
         self._head_only = head_only
         self.uses += 1
+        data = head + body if body else head
+        batch = self._batch
+        if more_body or batch is None:
+            self.send_now(data)  # the body's writes follow at once: the head goes first
+            return
+        # Written with the other requests of this turn of the event loop (one
+        # wakeup of the upstream for several); until then nothing was sent.
+        self.unsent = True
+        batch.add(self, data)
+
+    def send_now(self, data: bytes) -> None:
+        """Write the request (or its head) now, noting whether it left at all."""
         transport = self.transport
         assert transport is not None
+        if self.closed or self.error is not None:
+            # Lost before its turn came: nothing of this request left.
+            self.unsent = True
+            return
         try:
-            transport.write(head + body if body else head)
+            transport.write(data)
         except RuntimeError:  # uvloop: the transport is closed already
             self.unsent = True
             self._fail(UpstreamClosed("the upstream had closed the connection"))
