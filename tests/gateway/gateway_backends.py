@@ -42,6 +42,26 @@ def running(server: _Server) -> Iterator[_Server]:
         server.server_close()
 
 
+def next_head(sock: socket.socket, data: bytes) -> tuple[bytes, bytes] | None:
+    """Read from ``sock`` until a request head is whole: ``(head, what follows)``.
+
+    Args:
+        sock: The connection.
+        data: Bytes already read past the previous head.
+
+    Returns:
+        The head (without its blank line) and the bytes after it, or ``None``
+        when the peer closed first.
+    """
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
 def make_app(name: str) -> Any:
     """The backend's ASGI app."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from adapters_support import serve_asgi
-from gateway_backends import running
+from gateway_backends import next_head, running
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -74,13 +74,8 @@ class _KeepAliveHandler(socketserver.BaseRequestHandler):
         sock.settimeout(10)
         number = server.number()
         data = b""
-        while True:
-            while b"\r\n\r\n" not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, data = data.partition(b"\r\n\r\n")
+        while (read := next_head(sock, data)) is not None:
+            head, data = read
             method, path = (part.decode() for part in head.split(b" ")[:2])
             server.seen.append((number, method, path))
             if path in server.held:

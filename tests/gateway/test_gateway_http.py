@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from adapters_support import serve_asgi
-from gateway_backends import Backend, running
+from gateway_backends import Backend, next_head, running
 
 from selectors_lib import load_router
 from selectors_lib.gateway import SelectorsProxy
@@ -46,13 +46,10 @@ class _Handler(socketserver.BaseRequestHandler):
         assert isinstance(server, RawUpstream)
         sock: socket.socket = self.request
         sock.settimeout(10)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
+        read = next_head(sock, b"")
+        if read is None:
+            return
+        head, body = read
         early = server.answers.get("early " + head.split(b" ")[1].decode())
         if early is not None:
             # Answered at once, the body never used (as a server refusing it

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from adapters_support import serve_asgi
-from gateway_backends import Backend
+from gateway_backends import Backend, next_head
 from test_gateway_failover import APPS, config
 
 from selectors_lib import load_router
@@ -62,13 +62,8 @@ class ResettingUpstream:
         conn.settimeout(10)
         with conn:
             data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
+            while (read := next_head(conn, data)) is not None:
+                head, data = read
                 length = 0
                 for line in head.lower().split(b"\r\n"):
                     if line.startswith(b"content-length:"):
