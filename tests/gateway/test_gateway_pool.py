@@ -91,7 +91,8 @@ def test_deadlines_fail_late_waits_within_a_tick_and_forget_finished_ones() -> N
 
 
 def test_requests_of_one_turn_go_out_together_after_it_and_a_lost_one_stays_unsent() -> None:
-    from selectors_lib.gateway._upstream import Connection, UpstreamClosed, WriteBatch
+    from selectors_lib.gateway._turn import TurnEnd
+    from selectors_lib.gateway._upstream import Connection, UpstreamClosed
 
     written: list[tuple[str, bytes]] = []
 
@@ -110,8 +111,8 @@ def test_requests_of_one_turn_go_out_together_after_it_and_a_lost_one_stays_unse
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        batch = WriteBatch(loop)
-        one, two, lost = (Connection(loop, batch=batch) for _ in range(3))
+        turn_end = TurnEnd(loop)
+        one, two, lost = (Connection(loop, turn_end=turn_end) for _ in range(3))
         for conn, name in ((one, "one"), (two, "two"), (lost, "lost")):
             conn.connection_made(Transport(name))  # type: ignore[arg-type]
             conn.start(b"GET /" + name.encode() + b" HTTP/1.1\r\n\r\n", b"", head_only=False)

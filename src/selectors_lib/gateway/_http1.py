@@ -44,6 +44,7 @@ from ._http1_exchange import (
     _SERVER_ERROR,
     Exchange,
 )
+from ._turn import TurnEnd
 
 __all__ = ["HEAD_TIMEOUT", "KEEPALIVE_TIMEOUT", "LINGER_TIMEOUT", "MAX_REQUEST_HEAD", "HttpServer"]
 
@@ -435,7 +436,7 @@ class _Connection(asyncio.Protocol):
         out.append(data)
         self._out_size = size
         if len(out) == 1:
-            self.server.pending(self)
+            self.server.turn_end(self.loop).add(self)
 
     def flush(self) -> None:
         """Write what waits now."""
@@ -494,19 +495,14 @@ class HttpServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._sockets: list[Any] = []
         self._sweeper: asyncio.TimerHandle | None = None
-        self._writers: list[_Connection] = []
+        self._turn_end: TurnEnd | None = None
 
-    def pending(self, conn: _Connection) -> None:
-        """``conn`` has output waiting: write it at the end of this turn of the loop."""
-        writers = self._writers
-        writers.append(conn)
-        if len(writers) == 1:
-            conn.loop.call_soon(self._write_all)
-
-    def _write_all(self) -> None:
-        writers, self._writers = self._writers, []
-        for conn in writers:
-            conn.flush()
+    def turn_end(self, loop: asyncio.AbstractEventLoop) -> TurnEnd:
+        """Where connections hold their answers until the loop's turn ends."""
+        turn_end = self._turn_end
+        if turn_end is None:
+            turn_end = self._turn_end = TurnEnd(loop)
+        return turn_end
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

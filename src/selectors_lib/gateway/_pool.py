@@ -15,7 +15,8 @@ import ssl
 from collections import deque
 
 from ._messages import UpstreamTarget
-from ._upstream import Connection, Deadlines, WriteBatch
+from ._turn import TurnEnd
+from ._upstream import Connection, Deadlines
 
 __all__ = ["ConnectFailed", "EndpointPool", "PoolFull"]
 
@@ -57,7 +58,7 @@ class EndpointPool:
         # The timeouts of this pool's connections, one tick for all of them.
         self._deadlines: Deadlines | None = None
         # Its requests of one turn of the loop, written together after it.
-        self._batch: WriteBatch | None = None
+        self._turn_end: TurnEnd | None = None
 
     @property
     def open(self) -> int:
@@ -78,8 +79,8 @@ class EndpointPool:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
             self._deadlines = Deadlines(loop)
-            self._batch = WriteBatch(loop)
-        deadlines, batch = self._deadlines, self._batch
+            self._turn_end = TurnEnd(loop)
+        deadlines, turn_end = self._deadlines, self._turn_end
         now = loop.time()
         deadline = now + timeout
         while True:
@@ -117,7 +118,7 @@ class EndpointPool:
             remaining = max(deadline - loop.time(), 0.001)
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: Connection(loop, deadlines, batch),
+                    lambda: Connection(loop, deadlines, turn_end),
                     self.target.host,
                     self.target.port,
                     ssl=self._ssl,

@@ -25,6 +25,7 @@ else:
     _HAVE_HTTPTOOLS = True
 
 from ._messages import HOP_BY_HOP
+from ._turn import TurnEnd
 
 __all__ = [
     "ClientGone",
@@ -32,7 +33,6 @@ __all__ = [
     "Deadlines",
     "UpstreamClosed",
     "UpstreamProtocolError",
-    "WriteBatch",
     "require",
 ]
 
@@ -135,34 +135,6 @@ class Deadlines:
         self._timer = self._loop.call_later(self.TICK, self._check) if waits else None
 
 
-class WriteBatch:
-    """Requests written at the end of the event loop's turn, together.
-
-    The requests of one turn go out one after another after it: the upstream
-    (on loopback, a process the kernel wakes for each write) reads several in
-    one wakeup instead of being woken for each.
-
-    Args:
-        loop: The event loop the connections run on.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._writes: list[tuple[Connection, bytes]] = []
-
-    def add(self, conn: Connection, data: bytes) -> None:
-        """Write ``data`` to ``conn`` at the end of this turn of the event loop."""
-        writes = self._writes
-        writes.append((conn, data))
-        if len(writes) == 1:
-            self._loop.call_soon(self._write_all)
-
-    def _write_all(self) -> None:
-        writes, self._writes = self._writes, []
-        for conn, data in writes:
-            conn.send_now(data)
-
-
 class Connection(asyncio.Protocol):
     """A keep-alive HTTP/1.1 client connection, one exchange at a time."""
 
@@ -170,11 +142,13 @@ class Connection(asyncio.Protocol):
         self,
         loop: asyncio.AbstractEventLoop,
         deadlines: Deadlines | None = None,
-        batch: WriteBatch | None = None,
+        turn_end: TurnEnd | None = None,
     ) -> None:
         self._loop = loop
         self._deadlines = deadlines if deadlines is not None else Deadlines(loop)
-        self._batch = batch
+        self._turn_end = turn_end
+        # A request waiting for the end of the loop's turn (see start()).
+        self._queued: bytes | None = None
         self.transport: asyncio.Transport | None = None
         self._parser: Any = httptools.HttpResponseParser(self)
         if hasattr(self._parser, "set_dangerous_leniencies"):
@@ -388,14 +362,21 @@ class Connection(asyncio.Protocol):
         self._head_only = head_only
         self.uses += 1
         data = head + body if body else head
-        batch = self._batch
-        if more_body or batch is None:
+        turn_end = self._turn_end
+        if more_body or turn_end is None:
             self.send_now(data)  # the body's writes follow at once: the head goes first
             return
         # Written with the other requests of this turn of the event loop (one
         # wakeup of the upstream for several); until then nothing was sent.
         self.unsent = True
-        batch.add(self, data)
+        self._queued = data
+        turn_end.add(self)
+
+    def flush(self) -> None:
+        """Write the request held for the end of the loop's turn."""
+        data, self._queued = self._queued, None
+        if data is not None:
+            self.send_now(data)
 
     def send_now(self, data: bytes) -> None:
         """Write the request (or its head) now, noting whether it left at all."""
